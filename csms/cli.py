@@ -1,0 +1,361 @@
+"""The `csms` command line: serve, and the operator's stations, tokens and sessions.
+
+Every listing takes `--format table|json`. Bad arguments and refused requests end in one
+line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import trio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from csms.config import ConfigError, Settings, load_settings
+from csms.domain.authorization import TOKEN_STATUSES
+from csms.domain.identity import BadStationId, validate_station_id
+from csms.logs import configure_logging
+from csms.storage.base import StoreError
+from csms.storage.sqlite import SqliteStore, sqlite_path
+
+app = typer.Typer(
+    help="An OCPP charging station management system.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Id tokens (RFID cards, app tokens).", no_args_is_help=True)
+sessions_app = typer.Typer(help="Charging sessions (transactions).", no_args_is_help=True)
+app.add_typer(stations_app, name="stations")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(sessions_app, name="sessions")
+
+
+class CliError(Exception):
+    """An operator mistake, reported as one line."""
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class _State:
+    config: Path | None = None
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file.", show_default=False),
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+@app.callback()
+def _root(config: ConfigOption = None) -> None:
+    _State.config = config
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(_State.config, **overrides)
+
+
+@contextmanager
+def _store() -> Iterator[SqliteStore]:
+    settings = _settings()
+    store = SqliteStore(sqlite_path(settings.database_url))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _print(
+    rows: list[dict[str, Any]] | dict[str, Any], fmt: OutputFormat, columns: list[str]
+) -> None:
+    if fmt is OutputFormat.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    items = rows if isinstance(rows, list) else [rows]
+    table = Table(*columns)
+    for row in items:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    Console(width=200).print(table)
+
+
+def _parse_date(text: str | None, what: str) -> datetime | None:
+    if text is None or text == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{what} must be an ISO 8601 date or date-time, not {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ocpp_port: Annotated[int | None, typer.Option(help="OCPP WebSocket port.")] = None,
+    api_port: Annotated[int | None, typer.Option(help="HTTP API port.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+) -> None:
+    """Run the CSMS: the OCPP endpoint and the ledger, until interrupted."""
+    from csms.runtime.server import run_csms
+
+    settings = _settings(ocpp_port=ocpp_port, api_port=api_port, database_url=database_url)
+    configure_logging(settings.log_level, settings.log_format)
+    trio.run(run_csms, settings)
+
+
+# -- stations ------------------------------------------------------------------------------
+
+_STATION_COLUMNS = [
+    "id",
+    "registered",
+    "registration_status",
+    "vendor",
+    "model",
+    "firmware_version",
+    "online",
+    "last_heartbeat_at",
+]
+
+
+@stations_app.command("add")
+def stations_add(
+    station_id: Annotated[str, typer.Argument(metavar="ID")],
+    security_profile: Annotated[int, typer.Option(min=0, max=3)] = 0,
+) -> None:
+    """Register a station: it is accepted at its next boot."""
+    try:
+        validate_station_id(station_id)
+    except BadStationId as exc:
+        raise CliError(str(exc)) from None
+    with _store() as store:
+        added = store.add_station(station_id, security_profile)
+    typer.echo(f"station {station_id} {'registered' if added else 'was already registered'}")
+
+
+@stations_app.command("import")
+def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
+    """Register stations from a CSV file with a header `id[,security_profile]`."""
+    rows = _read_csv(file, required={"id"})
+    with _store() as store:
+        added = 0
+        for number, row in enumerate(rows, start=2):
+            try:
+                profile = int(row.get("security_profile") or 0)
+                if not 0 <= profile <= 3:
+                    raise ValueError
+                validate_station_id(row["id"])
+            except BadStationId as exc:
+                raise CliError(f"{file}:{number}: {exc}") from None
+            except ValueError:
+                raise CliError(f"{file}:{number}: security_profile must be 0-3") from None
+            added += store.add_station(row["id"], profile)
+    typer.echo(f"{added} stations registered, {len(rows) - added} already known")
+
+
+@stations_app.command("list")
+def stations_list(fmt: FormatOption = OutputFormat.table) -> None:
+    """List stations."""
+    with _store() as store:
+        _print(store.list_stations(), fmt, _STATION_COLUMNS)
+
+
+@stations_app.command("show")
+def stations_show(
+    station_id: Annotated[str, typer.Argument(metavar="ID")], fmt: FormatOption = OutputFormat.table
+) -> None:
+    """Show a station with its connectors."""
+    with _store() as store:
+        station = store.get_station(station_id)
+    if station is None:
+        raise CliError(f"no station {station_id!r}")
+    if fmt is OutputFormat.json:
+        _print(station, fmt, [])
+        return
+    connectors = station.pop("connectors")
+    _print([{"field": k, "value": v} for k, v in station.items()], fmt, ["field", "value"])
+    _print(connectors, fmt, ["connector_id", "status", "error_code", "info", "updated_at"])
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+_TOKEN_COLUMNS = ["id_tag", "status", "expiry", "parent_id_tag", "max_active_transactions"]
+
+
+class TokenStatus(StrEnum):
+    Accepted = "Accepted"
+    Blocked = "Blocked"
+    Expired = "Expired"
+    Invalid = "Invalid"
+
+
+@tokens_app.command("add")
+def tokens_add(
+    id_tag: Annotated[str, typer.Argument(metavar="TAG")],
+    status: Annotated[TokenStatus, typer.Option()] = TokenStatus.Accepted,
+    expiry: Annotated[str | None, typer.Option(help="ISO 8601 date or date-time.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent (group) id tag.")] = None,
+    max_active: Annotated[
+        int | None, typer.Option(min=1, help="Maximum concurrent transactions.")
+    ] = None,
+) -> None:
+    """Add or update an id token."""
+    with _store() as store:
+        store.upsert_token(
+            id_tag, status.value, _parse_date(expiry, "--expiry"), parent, max_active
+        )
+    typer.echo(f"token {id_tag} saved ({status.value})")
+
+
+@tokens_app.command("import")
+def tokens_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
+    """Add tokens from a CSV file.
+
+    Header: `id_tag[,status,expiry,parent_id_tag,max_active_transactions]`.
+    """
+    rows = _read_csv(file, required={"id_tag"})
+    with _store() as store:
+        for number, row in enumerate(rows, start=2):
+            status = row.get("status") or "Accepted"
+            if status not in TOKEN_STATUSES:
+                raise CliError(
+                    f"{file}:{number}: status must be one of {', '.join(TOKEN_STATUSES)}"
+                )
+            max_active_text = row.get("max_active_transactions") or ""
+            try:
+                max_active = int(max_active_text) if max_active_text else None
+            except ValueError:
+                raise CliError(
+                    f"{file}:{number}: max_active_transactions must be a number"
+                ) from None
+            try:
+                store.upsert_token(
+                    row["id_tag"],
+                    status,
+                    _parse_date(row.get("expiry"), "expiry"),
+                    row.get("parent_id_tag") or None,
+                    max_active,
+                )
+            except (StoreError, CliError) as exc:
+                raise CliError(f"{file}:{number}: {exc}") from None
+    typer.echo(f"{len(rows)} tokens imported")
+
+
+@tokens_app.command("list")
+def tokens_list(fmt: FormatOption = OutputFormat.table) -> None:
+    """List id tokens."""
+    with _store() as store:
+        _print(store.list_tokens(), fmt, _TOKEN_COLUMNS)
+
+
+@tokens_app.command("block")
+def tokens_block(id_tag: Annotated[str, typer.Argument(metavar="TAG")]) -> None:
+    """Block an id token: it is refused from now on."""
+    with _store() as store:
+        store.set_token_status(id_tag, "Blocked")
+    typer.echo(f"token {id_tag} blocked")
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+_SESSION_COLUMNS = [
+    "id",
+    "station_id",
+    "connector_id",
+    "id_tag",
+    "started_at",
+    "ended_at",
+    "energy_wh",
+    "status",
+]
+
+
+@sessions_app.command("list")
+def sessions_list(
+    fmt: FormatOption = OutputFormat.table,
+    station: Annotated[str | None, typer.Option(help="Only this station.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Active, Completed, Interrupted, Unmatched.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """List sessions, newest first."""
+    with _store() as store:
+        _print(
+            store.list_sessions(station_id=station, status=status, limit=limit),
+            fmt,
+            _SESSION_COLUMNS,
+        )
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[int, typer.Argument(metavar="ID")], fmt: FormatOption = OutputFormat.table
+) -> None:
+    """Show a session with its meter samples."""
+    with _store() as store:
+        session = store.get_session(session_id)
+    if session is None:
+        raise CliError(f"no session {session_id}")
+    if fmt is OutputFormat.json:
+        _print(session, fmt, [])
+        return
+    samples = session.pop("meter_samples")
+    _print([{"field": k, "value": v} for k, v in session.items()], fmt, ["field", "value"])
+    _print(samples, fmt, ["timestamp", "measurand", "phase", "value", "unit", "context", "anomaly"])
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _read_csv(file: Path, required: set[str]) -> list[dict[str, str]]:
+    try:
+        with file.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = set(reader.fieldnames or [])
+            if not required <= header:
+                raise CliError(f"{file}: header must have {', '.join(sorted(required))}")
+            return [
+                {k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader
+            ]
+    except FileNotFoundError:
+        raise CliError(f"{file}: no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"{file}: not a readable CSV file: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning every refusal into one line and an exit code."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except typer.TyperException as exc:  # usage errors and bad parameters
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message, int(getattr(exc, "exit_code", 2)))
+    except (CliError, ConfigError, StoreError) as exc:
+        _fail(str(exc), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"csms: error: {message}\n")
+    sys.exit(code)

@@ -1,0 +1,145 @@
+"""Configuration: defaults, then a TOML file (`--config`), then `CSMS_*` environment variables.
+
+TOML sections map onto flat settings: `[stations] unknown = "accept"` is `unknown_stations`,
+`[ocpp] port = 9000` is `ocpp_port`, `[database] url = ...` is `database_url`, and so on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from csms.domain.ledger import UnknownStationPolicy
+
+#: TOML (section, key) -> setting name.
+_TOML_KEYS: dict[tuple[str, str], str] = {
+    ("database", "url"): "database_url",
+    ("ocpp", "host"): "ocpp_host",
+    ("ocpp", "port"): "ocpp_port",
+    ("ocpp", "heartbeat_interval"): "heartbeat_interval",
+    ("ocpp", "call_timeout"): "call_timeout",
+    ("ocpp", "ping_interval"): "ping_interval",
+    ("ocpp", "ping_timeout"): "ping_timeout",
+    ("ocpp", "max_message_size"): "max_message_size",
+    ("ocpp", "validate_responses"): "validate_responses",
+    ("api", "host"): "api_host",
+    ("api", "port"): "api_port",
+    ("stations", "unknown"): "unknown_stations",
+    ("ledger", "max_batch"): "ledger_max_batch",
+    ("ledger", "queue_size"): "ledger_queue_size",
+    ("log", "level"): "log_level",
+    ("log", "format"): "log_format",
+}
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used, with a message naming what is wrong."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CSMS_", extra="forbid")
+
+    toml_file: ClassVar[Path | None] = None
+
+    database_url: str = "sqlite:///csms.db"
+    ocpp_host: str = "0.0.0.0"
+    ocpp_port: int = Field(9000, ge=0, le=65535)
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(8080, ge=0, le=65535)
+    unknown_stations: UnknownStationPolicy = UnknownStationPolicy.REJECT
+    heartbeat_interval: int = Field(300, ge=1)
+    #: A station silent for this many heartbeat intervals is taken as offline.
+    offline_after_heartbeats: float = Field(2.5, gt=1)
+    call_timeout: float = Field(30.0, gt=0)
+    ping_interval: float = Field(60.0, gt=0)
+    ping_timeout: float = Field(20.0, gt=0)
+    max_message_size: int = Field(256 * 1024, ge=1024)
+    handshake_timeout: float = Field(10.0, gt=0)
+    validate_responses: bool = True
+    mailbox_size: int = Field(16, ge=1)
+    ledger_max_batch: int = Field(1024, ge=1)
+    ledger_queue_size: int = Field(8192, ge=1)
+    log_level: str = "info"
+    log_format: str = "console"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be debug, info, warning or error")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in {"console", "json"}:
+            raise ValueError("must be console or json")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls, cls.toml_file))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._values = _read_toml(path) if path else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: top-level key {section!r} must be a [section]")
+        for key, value in table.items():
+            name = _TOML_KEYS.get((section, key))
+            if name is None:
+                raise ConfigError(f"config file {path}: unknown key {section}.{key}")
+            values[name] = value
+    return values
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, the TOML file, the environment and explicit overrides."""
+    Settings.toml_file = config_file
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    finally:
+        Settings.toml_file = None

@@ -1,0 +1,363 @@
+"""The ledger's rules: how each domain event changes the records and what is answered.
+
+`LedgerRules.apply` runs inside one storage transaction (`LedgerTx`). It is idempotent:
+a retried StartTransaction gets the same id, a retried StopTransaction or MeterValues
+changes nothing. Data for unknown transactions is kept and flagged for reconciliation;
+meter anomalies are flagged, never rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from csms.domain.authorization import authorize
+from csms.domain.events import (
+    AuthorizeRequested,
+    BootReported,
+    ConnectionChanged,
+    DataTransferReceived,
+    DiagnosticsStatusReported,
+    DomainEvent,
+    FirmwareStatusReported,
+    HeartbeatReceived,
+    MeterSample,
+    MeterValuesReported,
+    StatusReported,
+    TransactionStarted,
+    TransactionStopped,
+)
+from csms.domain.metering import is_register, register_anomaly
+from csms.domain.ports import LedgerTx
+from csms.domain.records import RegisterReading, TransactionStatus
+from csms.domain.replies import (
+    Ack,
+    AuthorizeDecision,
+    BootDecision,
+    ConnectionAck,
+    DataTransferDecision,
+    HeartbeatAck,
+    IdTagInfo,
+    RegistrationStatus,
+    Reply,
+    StartDecision,
+    StopDecision,
+)
+
+
+class UnknownStationPolicy(StrEnum):
+    REJECT = "reject"
+    PENDING = "pending"
+    ACCEPT = "accept"
+
+
+@dataclass(frozen=True)
+class LedgerRules:
+    unknown_stations: UnknownStationPolicy = UnknownStationPolicy.REJECT
+    heartbeat_interval: int = 300
+    #: How long a Pending or Rejected station waits before it boots again.
+    retry_interval: int = 60
+
+    def apply(self, tx: LedgerTx, event: DomainEvent) -> Reply:
+        handler: Callable[[LedgerRules, LedgerTx, Any], Reply] = _HANDLERS[type(event)]
+        return handler(self, tx, event)
+
+    # -- stations ----------------------------------------------------------------------
+
+    def boot(self, tx: LedgerTx, event: BootReported) -> Reply:
+        station = tx.get_station(event.station_id)
+        if (
+            station is not None and station.registered
+        ) or self.unknown_stations is UnknownStationPolicy.ACCEPT:
+            status, register = RegistrationStatus.ACCEPTED, True
+        elif self.unknown_stations is UnknownStationPolicy.PENDING:
+            status, register = RegistrationStatus.PENDING, False
+        else:
+            status, register = RegistrationStatus.REJECTED, False
+        tx.save_boot(event, status.value, register)
+        tx.log_event(event.station_id, "boot", event.received_at, {"status": status.value})
+        interval = (
+            self.heartbeat_interval
+            if status is RegistrationStatus.ACCEPTED
+            else self.retry_interval
+        )
+        return BootDecision(status, interval, event.received_at)
+
+    def heartbeat(self, tx: LedgerTx, event: HeartbeatReceived) -> Reply:
+        tx.touch_station(event.station_id, event.received_at, heartbeat=True)
+        return HeartbeatAck(event.received_at)
+
+    def status(self, tx: LedgerTx, event: StatusReported) -> Reply:
+        tx.record_status(event)
+        if event.error_code != "NoError" or event.status == "Faulted":
+            tx.log_event(
+                event.station_id,
+                "fault",
+                event.received_at,
+                {
+                    "connector_id": event.connector_id,
+                    "status": event.status,
+                    "error_code": event.error_code,
+                    "info": event.info,
+                    "vendor_error_code": event.vendor_error_code,
+                },
+            )
+        return Ack()
+
+    def connection(self, tx: LedgerTx, event: ConnectionChanged) -> Reply:
+        if event.state != "replaced":
+            tx.set_connection_state(event.station_id, event.state == "connected", event.received_at)
+        tx.log_event(event.station_id, event.state, event.received_at, event.detail)
+        station = tx.get_station(event.station_id)
+        return ConnectionAck(station is not None and station.registered)
+
+    def firmware_status(self, tx: LedgerTx, event: FirmwareStatusReported) -> Reply:
+        tx.set_station_field(event.station_id, "firmware_status", event.status)
+        tx.log_event(
+            event.station_id, "firmware_status", event.received_at, {"status": event.status}
+        )
+        return Ack()
+
+    def diagnostics_status(self, tx: LedgerTx, event: DiagnosticsStatusReported) -> Reply:
+        tx.set_station_field(event.station_id, "diagnostics_status", event.status)
+        tx.log_event(
+            event.station_id, "diagnostics_status", event.received_at, {"status": event.status}
+        )
+        return Ack()
+
+    def data_transfer(self, tx: LedgerTx, event: DataTransferReceived) -> Reply:
+        tx.log_event(
+            event.station_id,
+            "data_transfer",
+            event.received_at,
+            {"vendor_id": event.vendor_id, "message_id": event.message_id, "data": event.data},
+        )
+        # No vendor extensions are implemented; the spec's answer for that is UnknownVendorId.
+        return DataTransferDecision("UnknownVendorId")
+
+    # -- authorization and transactions -------------------------------------------------
+
+    def _id_tag_info(self, tx: LedgerTx, id_tag: str, event_time: Any) -> IdTagInfo:
+        token = tx.get_token(id_tag)
+        parent = tx.get_token(token.parent_id_tag) if token and token.parent_id_tag else None
+        active = tx.count_active_transactions(id_tag) if token else 0
+        return authorize(token, parent, event_time, active)
+
+    def authorize(self, tx: LedgerTx, event: AuthorizeRequested) -> Reply:
+        info = self._id_tag_info(tx, event.id_tag, event.received_at)
+        tx.log_event(
+            event.station_id,
+            "authorize",
+            event.received_at,
+            {"id_tag": event.id_tag, "status": info.status.value},
+        )
+        return AuthorizeDecision(info)
+
+    def start_transaction(self, tx: LedgerTx, event: TransactionStarted) -> Reply:
+        existing = tx.find_started_transaction(
+            event.station_id, event.connector_id, event.id_tag, event.timestamp
+        )
+        if existing is not None:
+            info = self._id_tag_info(tx, event.id_tag, event.received_at)
+            return StartDecision(existing.id, info)
+        info = self._id_tag_info(tx, event.id_tag, event.received_at)
+        previous = tx.active_transaction_on_connector(event.station_id, event.connector_id)
+        if previous is not None:
+            tx.update_transaction(
+                previous.id,
+                {"status": TransactionStatus.INTERRUPTED.value, "needs_reconciliation": 1},
+            )
+            tx.log_event(
+                event.station_id,
+                "transaction_interrupted",
+                event.received_at,
+                {"transaction_id": previous.id, "connector_id": event.connector_id},
+            )
+        transaction_id = tx.insert_transaction(
+            {
+                "station_id": event.station_id,
+                "connector_id": event.connector_id,
+                "id_tag": event.id_tag,
+                "auth_status": info.status.value,
+                "meter_start_wh": event.meter_start_wh,
+                "started_at": event.timestamp,
+                "start_received_at": event.received_at,
+                "reservation_id": event.reservation_id,
+                "status": TransactionStatus.ACTIVE.value,
+                "last_meter_wh": event.meter_start_wh,
+                "last_meter_at": event.timestamp,
+            }
+        )
+        return StartDecision(transaction_id, info)
+
+    def meter_values(self, tx: LedgerTx, event: MeterValuesReported) -> Reply:
+        transaction_id = event.transaction_id
+        reported = transaction_id
+        if transaction_id is not None:
+            record = tx.get_transaction(transaction_id)
+            if record is None or record.station_id != event.station_id:
+                transaction_id = None
+            else:
+                reported = None
+        self._store_samples(
+            tx,
+            event.station_id,
+            event.connector_id,
+            transaction_id,
+            reported,
+            event.samples,
+            event.received_at,
+        )
+        return Ack()
+
+    def stop_transaction(self, tx: LedgerTx, event: TransactionStopped) -> Reply:
+        info = self._id_tag_info(tx, event.id_tag, event.received_at) if event.id_tag else None
+        record = tx.get_transaction(event.transaction_id)
+        if record is None or record.station_id != event.station_id:
+            return self._stop_unmatched(tx, event, info)
+        if record.status is not TransactionStatus.ACTIVE and record.ended_at is not None:
+            if record.ended_at != event.timestamp or record.meter_stop_wh != event.meter_stop_wh:
+                tx.log_event(
+                    event.station_id,
+                    "conflicting_stop",
+                    event.received_at,
+                    {"transaction_id": record.id, "meter_stop_wh": event.meter_stop_wh},
+                )
+            return StopDecision(info)
+        start = record.meter_start_wh or 0
+        flags = [] if event.meter_stop_wh >= start else ["stop_below_start"]
+        self._store_samples(
+            tx,
+            event.station_id,
+            record.connector_id,
+            record.id,
+            None,
+            event.samples,
+            event.received_at,
+        )
+        tx.update_transaction(
+            record.id,
+            {
+                "status": (
+                    TransactionStatus.COMPLETED.value
+                    if record.status is TransactionStatus.ACTIVE
+                    else record.status.value
+                ),
+                "meter_stop_wh": event.meter_stop_wh,
+                "energy_wh": max(0, event.meter_stop_wh - start),
+                "ended_at": event.timestamp,
+                "stop_received_at": event.received_at,
+                "stop_reason": event.reason,
+                "stop_id_tag": event.id_tag,
+                "last_meter_wh": event.meter_stop_wh,
+                "last_meter_at": event.timestamp,
+                **({"anomalies": ",".join(flags), "needs_reconciliation": 1} if flags else {}),
+            },
+        )
+        return StopDecision(info)
+
+    def _stop_unmatched(
+        self, tx: LedgerTx, event: TransactionStopped, info: IdTagInfo | None
+    ) -> Reply:
+        if tx.find_unmatched_stop(event.station_id, event.transaction_id, event.timestamp):
+            return StopDecision(info)
+        connector_id = 0  # a 1.6 StopTransaction does not name its connector
+        transaction_id = tx.insert_transaction(
+            {
+                "station_id": event.station_id,
+                "connector_id": connector_id,
+                "id_tag": event.id_tag,
+                "meter_stop_wh": event.meter_stop_wh,
+                "ended_at": event.timestamp,
+                "stop_received_at": event.received_at,
+                "stop_reason": event.reason,
+                "stop_id_tag": event.id_tag,
+                "status": TransactionStatus.UNMATCHED.value,
+                "reported_transaction_id": event.transaction_id,
+                "needs_reconciliation": 1,
+            }
+        )
+        self._store_samples(
+            tx,
+            event.station_id,
+            connector_id,
+            transaction_id,
+            event.transaction_id,
+            event.samples,
+            event.received_at,
+        )
+        tx.log_event(
+            event.station_id,
+            "unmatched_stop",
+            event.received_at,
+            {"reported_transaction_id": event.transaction_id, "ledger_id": transaction_id},
+        )
+        return StopDecision(info)
+
+    def _store_samples(
+        self,
+        tx: LedgerTx,
+        station_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        reported_transaction_id: int | None,
+        samples: tuple[MeterSample, ...],
+        received_at: Any,
+    ) -> None:
+        if not samples:
+            return
+        previous = tx.last_register(station_id, connector_id, transaction_id)
+        flagged: list[tuple[MeterSample, str | None]] = []
+        anomalies: list[str] = []
+        for sample in sorted(samples, key=lambda s: s.timestamp):
+            anomaly = None
+            if is_register(sample):
+                anomaly = register_anomaly(previous, sample)
+                if sample.wh is not None:
+                    previous = RegisterReading(sample.wh, sample.timestamp)
+                if anomaly:
+                    anomalies.append(anomaly)
+            flagged.append((sample, anomaly))
+        inserted = tx.insert_samples(
+            station_id, connector_id, transaction_id, reported_transaction_id, flagged, received_at
+        )
+        if reported_transaction_id is not None and inserted:
+            tx.log_event(
+                station_id,
+                "unmatched_meter_values",
+                received_at,
+                {"reported_transaction_id": reported_transaction_id, "samples": inserted},
+            )
+        if transaction_id is not None and inserted:
+            values: dict[str, Any] = {}
+            if previous is not None:
+                values = {"last_meter_wh": previous.wh, "last_meter_at": previous.timestamp}
+            if anomalies:
+                values["anomalies"] = ",".join(sorted(set(anomalies)))
+                values["needs_reconciliation"] = 1
+            if values:
+                tx.update_transaction(transaction_id, values)
+        if anomalies and inserted:
+            tx.log_event(
+                station_id,
+                "meter_anomaly",
+                received_at,
+                {"transaction_id": transaction_id, "anomalies": anomalies},
+            )
+
+
+_HANDLERS: dict[type, Callable[[LedgerRules, LedgerTx, Any], Reply]] = {
+    BootReported: LedgerRules.boot,
+    HeartbeatReceived: LedgerRules.heartbeat,
+    StatusReported: LedgerRules.status,
+    ConnectionChanged: LedgerRules.connection,
+    AuthorizeRequested: LedgerRules.authorize,
+    TransactionStarted: LedgerRules.start_transaction,
+    MeterValuesReported: LedgerRules.meter_values,
+    TransactionStopped: LedgerRules.stop_transaction,
+    DataTransferReceived: LedgerRules.data_transfer,
+    FirmwareStatusReported: LedgerRules.firmware_status,
+    DiagnosticsStatusReported: LedgerRules.diagnostics_status,
+}

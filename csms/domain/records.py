@@ -1,0 +1,54 @@
+"""Records the ledger keeps, as the storage port hands them to the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class TransactionStatus(StrEnum):
+    ACTIVE = "Active"
+    COMPLETED = "Completed"
+    #: A newer StartTransaction on the same connector arrived before this one's stop.
+    INTERRUPTED = "Interrupted"
+    #: A stop (or meter data) for a transaction id the ledger never assigned.
+    UNMATCHED = "Unmatched"
+
+
+@dataclass(frozen=True, slots=True)
+class StationRecord:
+    id: str
+    registered: bool
+    registration_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id_tag: str
+    status: str
+    expiry: datetime | None
+    parent_id_tag: str | None
+    max_active_transactions: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    id: int
+    station_id: str
+    connector_id: int
+    id_tag: str | None
+    meter_start_wh: int | None
+    started_at: datetime | None
+    meter_stop_wh: int | None
+    ended_at: datetime | None
+    status: TransactionStatus
+    reported_transaction_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReading:
+    """The last energy register value the ledger holds for a transaction or connector."""
+
+    wh: float
+    timestamp: datetime

@@ -1,0 +1,1 @@
+"""Storage adapters behind the ledger's port: SQLite (embedded default); PostgreSQL later."""

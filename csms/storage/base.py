@@ -1,0 +1,42 @@
+"""The Store protocol every adapter offers, and `open_store` that picks one by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from csms.domain.ports import LedgerTx
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What one event of a batch came to: a value, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+class StoreError(Exception):
+    """A request the store refuses, with a message fit for an operator."""
+
+
+class Store(Protocol):
+    """A ledger database: group-committed batches for the ledger actor."""
+
+    def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]: ...
+
+    def mark_all_offline(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Any:
+    """Open the store a database URL names (SQLite now; PostgreSQL arrives with scale-out)."""
+    if url.startswith("sqlite:///"):
+        from csms.storage.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StoreError("PostgreSQL storage is not available yet; use sqlite:///PATH")
+    raise StoreError(f"unsupported database URL {url!r}")

@@ -1,0 +1,139 @@
+"""The ledger's relational schema and its migrations, keyed by SQLite's `user_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the foundation ledger
+    """
+    CREATE TABLE stations (
+        id TEXT PRIMARY KEY,
+        registered INTEGER NOT NULL DEFAULT 0,
+        registration_status TEXT,
+        vendor TEXT, model TEXT, serial_number TEXT, charge_box_serial TEXT,
+        firmware_version TEXT, iccid TEXT, imsi TEXT, meter_type TEXT, meter_serial TEXT,
+        firmware_status TEXT, diagnostics_status TEXT,
+        security_profile INTEGER NOT NULL DEFAULT 0,
+        online INTEGER NOT NULL DEFAULT 0,
+        last_boot_at TEXT, last_heartbeat_at TEXT, last_seen_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE connectors (
+        station_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        info TEXT,
+        vendor_error_code TEXT,
+        status_timestamp TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (station_id, connector_id)
+    );
+    CREATE TABLE status_history (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        info TEXT,
+        vendor_error_code TEXT,
+        timestamp TEXT,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX status_history_station ON status_history (station_id, connector_id, id);
+    CREATE TABLE id_tokens (
+        id_tag TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        expiry TEXT,
+        parent_id_tag TEXT,
+        max_active_transactions INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT,
+        auth_status TEXT,
+        meter_start_wh INTEGER,
+        started_at TEXT,
+        start_received_at TEXT,
+        reservation_id INTEGER,
+        meter_stop_wh INTEGER,
+        energy_wh INTEGER,
+        ended_at TEXT,
+        stop_received_at TEXT,
+        stop_reason TEXT,
+        stop_id_tag TEXT,
+        status TEXT NOT NULL,
+        reported_transaction_id INTEGER,
+        needs_reconciliation INTEGER NOT NULL DEFAULT 0,
+        anomalies TEXT,
+        last_meter_wh REAL,
+        last_meter_at TEXT
+    );
+    CREATE UNIQUE INDEX transactions_start_key
+        ON transactions (station_id, connector_id, id_tag, started_at)
+        WHERE started_at IS NOT NULL;
+    CREATE INDEX transactions_active_connector
+        ON transactions (station_id, connector_id) WHERE status = 'Active';
+    CREATE INDEX transactions_active_tag ON transactions (id_tag) WHERE status = 'Active';
+    CREATE INDEX transactions_unmatched
+        ON transactions (station_id, reported_transaction_id)
+        WHERE reported_transaction_id IS NOT NULL;
+    CREATE TABLE meter_samples (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        transaction_id INTEGER,
+        reported_transaction_id INTEGER,
+        timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT,
+        unit TEXT,
+        context TEXT,
+        location TEXT,
+        format TEXT,
+        value TEXT NOT NULL,
+        numeric REAL,
+        wh REAL,
+        anomaly TEXT
+    );
+    -- A retried MeterValues or StopTransaction inserts nothing twice.
+    CREATE UNIQUE INDEX meter_samples_dedupe ON meter_samples (
+        station_id, connector_id, IFNULL(transaction_id, 0), IFNULL(reported_transaction_id, 0),
+        timestamp, measurand, IFNULL(phase, ''), IFNULL(location, ''), IFNULL(context, '')
+    );
+    CREATE INDEX meter_samples_transaction ON meter_samples (transaction_id, timestamp);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_station ON events (station_id, id);
+    """,
+]
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema up to date; return the version it is at."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            (current,) = connection.execute("PRAGMA user_version").fetchone()
+            if current < number:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,282 @@
+"""`SqliteStore`: the embedded ledger database (WAL, synchronous=FULL, group commit).
+
+The ledger actor hands it whole batches (`run_batch`), one SQLite transaction each, with a
+savepoint per event so one bad event cannot undo its neighbours. The CLI opens the same
+file beside a running server for its listings and registrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from csms.domain.authorization import TOKEN_STATUSES
+from csms.domain.ports import LedgerTx
+from csms.storage.base import EventOutcome, StoreError
+from csms.storage.schema import migrate
+from csms.storage.sqlite_ledger import SqliteLedgerTx
+from csms.storage.timestamps import to_text
+
+T = TypeVar("T")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:///PATH` URL (`sqlite:///:memory:` for a private database)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///PATH)")
+    path = url[len(prefix) :]
+    if not path:
+        raise StoreError("the SQLite URL names no file")
+    return path
+
+
+class SqliteStore:
+    """One connection to the ledger database; used by one thread at a time."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+        if path != ":memory:":
+            parent = Path(path).parent
+            if not parent.exists():
+                raise StoreError(f"directory {parent} does not exist")
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            migrate(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        return cls(sqlite_path(url))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- the ledger's group commit -------------------------------------------------------
+
+    def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
+        """Run each piece of work in one transaction, then commit durably once.
+
+        Each piece runs under its own savepoint: one that raises is rolled back alone and
+        its exception returned in its place. If the commit itself fails, it raises.
+        """
+        db = self._db
+        tx = SqliteLedgerTx(db)
+        outcomes: list[EventOutcome] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for piece in work:
+                db.execute("SAVEPOINT event")
+                try:
+                    value = piece(tx)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO event")
+                    db.execute("RELEASE event")
+                    outcomes.append(EventOutcome(error=exc))
+                else:
+                    db.execute("RELEASE event")
+                    outcomes.append(EventOutcome(value=value))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def mark_all_offline(self) -> None:
+        """At start no station is connected, whatever the last run left behind."""
+        self._db.execute("UPDATE stations SET online = 0 WHERE online = 1")
+
+    # -- stations ----------------------------------------------------------------------
+
+    def add_station(self, station_id: str, security_profile: int = 0) -> bool:
+        """Register a station (accepted at its next boot); False if it was registered."""
+        now = to_text(datetime.now(UTC))
+        with self._write():
+            row = self._db.execute(
+                "SELECT registered FROM stations WHERE id = ?", (station_id,)
+            ).fetchone()
+            if row is not None and row[0]:
+                return False
+            self._db.execute(
+                """
+                INSERT INTO stations (id, registered, registration_status, security_profile,
+                    created_at)
+                VALUES (?, 1, NULL, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET registered = 1,
+                    security_profile = excluded.security_profile
+                """,
+                (station_id, security_profile, now),
+            )
+            return True
+
+    def list_stations(self) -> list[dict[str, Any]]:
+        return self._rows(
+            """
+            SELECT id, registered, registration_status, vendor, model, serial_number,
+                firmware_version, online, last_boot_at, last_heartbeat_at, last_seen_at,
+                security_profile
+            FROM stations ORDER BY id
+            """
+        )
+
+    def get_station(self, station_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM stations WHERE id = ?", (station_id,))
+        if not rows:
+            return None
+        station = rows[0]
+        station["connectors"] = self._rows(
+            "SELECT connector_id, status, error_code, info, vendor_error_code,"
+            " status_timestamp, updated_at FROM connectors WHERE station_id = ?"
+            " ORDER BY connector_id",
+            (station_id,),
+        )
+        return station
+
+    def status_history(self, station_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM status_history WHERE station_id = ? ORDER BY id", (station_id,)
+        )
+
+    # -- id tokens ---------------------------------------------------------------------
+
+    def upsert_token(
+        self,
+        id_tag: str,
+        status: str = "Accepted",
+        expiry: datetime | None = None,
+        parent_id_tag: str | None = None,
+        max_active_transactions: int | None = None,
+    ) -> None:
+        if status not in TOKEN_STATUSES:
+            raise StoreError(f"status must be one of {', '.join(TOKEN_STATUSES)}, not {status!r}")
+        if not id_tag or len(id_tag) > 20:
+            raise StoreError(f"id tag must be 1 to 20 characters: {id_tag!r}")
+        if max_active_transactions is not None and max_active_transactions < 1:
+            raise StoreError("max active transactions must be at least 1")
+        now = to_text(datetime.now(UTC))
+        with self._write():
+            self._db.execute(
+                """
+                INSERT INTO id_tokens (id_tag, status, expiry, parent_id_tag,
+                    max_active_transactions, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id_tag) DO UPDATE SET status = excluded.status,
+                    expiry = excluded.expiry, parent_id_tag = excluded.parent_id_tag,
+                    max_active_transactions = excluded.max_active_transactions,
+                    updated_at = excluded.updated_at
+                """,
+                (id_tag, status, to_text(expiry), parent_id_tag, max_active_transactions, now, now),
+            )
+
+    def set_token_status(self, id_tag: str, status: str) -> None:
+        with self._write():
+            cursor = self._db.execute(
+                "UPDATE id_tokens SET status = ?, updated_at = ? WHERE id_tag = ?",
+                (status, to_text(datetime.now(UTC)), id_tag),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"no id token {id_tag!r}")
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT id_tag, status, expiry, parent_id_tag, max_active_transactions, updated_at"
+            " FROM id_tokens ORDER BY id_tag"
+        )
+
+    # -- sessions ----------------------------------------------------------------------
+
+    _SESSION_SELECT = """
+        SELECT id, station_id, connector_id, id_tag, auth_status, started_at, ended_at,
+            meter_start_wh, meter_stop_wh,
+            COALESCE(energy_wh, CAST(last_meter_wh - meter_start_wh AS INTEGER)) AS energy_wh,
+            status, stop_reason, needs_reconciliation, anomalies, reported_transaction_id,
+            start_received_at, stop_received_at
+        FROM transactions
+    """
+
+    def list_sessions(
+        self, *, station_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if station_id:
+            clauses.append("station_id = ?")
+            params.append(station_id)
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._rows(
+            f"{self._SESSION_SELECT}{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+
+    def get_session(self, transaction_id: int) -> dict[str, Any] | None:
+        rows = self._rows(f"{self._SESSION_SELECT} WHERE id = ?", (transaction_id,))
+        if not rows:
+            return None
+        session = rows[0]
+        session["meter_samples"] = self._rows(
+            "SELECT timestamp, received_at, measurand, phase, unit, context, location, value,"
+            " wh, anomaly FROM meter_samples WHERE transaction_id = ? ORDER BY timestamp, id",
+            (transaction_id,),
+        )
+        return session
+
+    def events(
+        self, station_id: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if station_id:
+            clauses.append("station_id = ?")
+            params.append(station_id)
+        if kind:
+            clauses.append("kind = ?")
+            params.append(kind)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._rows(f"SELECT * FROM events{where} ORDER BY id", params)
+
+    def count(self, table: str) -> int:
+        if table not in {
+            "stations",
+            "transactions",
+            "meter_samples",
+            "events",
+            "status_history",
+            "id_tokens",
+            "connectors",
+        }:
+            raise StoreError(f"unknown table {table}")
+        (n,) = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+        return int(n)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _write(self) -> _WriteTransaction:
+        return _WriteTransaction(self._db)
+
+
+class _WriteTransaction:
+    """BEGIN IMMEDIATE ... COMMIT, so a CLI write waits politely for the server's batch."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

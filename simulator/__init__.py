@@ -1,0 +1,1 @@
+"""Fleet simulator: virtual chargers and drivers speaking real OCPP (see its issue)."""
