@@ -122,6 +122,31 @@ def serve(
     trio.run(run_csms, settings)
 
 
+@app.command()
+def demo(
+    chargers: Annotated[int, typer.Option(min=1, max=500, help="Virtual chargers.")] = 5,
+    sessions: Annotated[int, typer.Option(min=1, max=100, help="Sessions per charger.")] = 2,
+    url: Annotated[
+        str | None,
+        typer.Option(help="OCPP base URL of a running CSMS; default: start one in-process."),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Drive scripted chargers through charging sessions and show what the ledger recorded."""
+    from csms.demo import DemoPlan, run_demo, summary
+
+    settings = _settings()
+    configure_logging("warning", settings.log_format)
+    plan = DemoPlan(chargers=chargers, sessions_per_charger=sessions)
+    try:
+        made = trio.run(run_demo, settings, plan, url)
+    except OSError as exc:
+        raise CliError(f"cannot reach or start the CSMS: {exc}") from None
+    _print(made, fmt, _SESSION_COLUMNS)
+    if fmt is OutputFormat.table:
+        typer.echo(summary(made))
+
+
 # -- stations ------------------------------------------------------------------------------
 
 _STATION_COLUMNS = [
