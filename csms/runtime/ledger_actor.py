@@ -2,34 +2,25 @@
 
 Connection actors `submit` domain events over one bounded channel (backpressure when full).
 The actor takes everything that has arrived, runs it through the ledger rules in one
-database transaction on a worker thread, commits durably, and only then fills each reply
-slot. Nothing is answered that a crash could lose.
+database transaction, commits durably, and only then answers transaction data (start, meter
+values, stop). Nothing is answered that a crash could lose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
 
 import structlog
 import trio
 
-from csms.domain.events import DomainEvent
+from csms.domain.events import TRANSACTION_EVENTS, DomainEvent
 from csms.domain.ledger import LedgerRules
-from csms.domain.ports import LedgerTx
 from csms.domain.replies import Reply
 from csms.runtime.slots import ReplySlot
-from csms.storage.base import EventOutcome
+from csms.storage.base import EventOutcome, Store
 
 log = structlog.get_logger("csms.ledger")
-
-
-class BatchStore(Protocol):
-    """What the ledger actor needs of a store: run work in one durable transaction."""
-
-    def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]: ...
 
 
 class LedgerUnavailable(Exception):
@@ -53,7 +44,7 @@ class LedgerStats:
 class LedgerActor:
     def __init__(
         self,
-        store: BatchStore,
+        store: Store,
         rules: LedgerRules,
         *,
         queue_size: int = 8192,
@@ -90,25 +81,45 @@ class LedgerActor:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Request]) -> None:
+        # The rules are CPU work and run here, on the event loop: on a worker thread every
+        # SQLite call would hand the GIL back and forth with the loop. Only the commit,
+        # which waits for the disk, goes to a thread.
         work = [partial(self._rules.apply, event=request.event) for request in batch]
         try:
-            outcomes = await trio.to_thread.run_sync(self._store.run_batch, work)
+            outcomes = self._store.apply_batch(work)
         except Exception as exc:
-            self.stats.failed_batches += 1
-            log.error("ledger commit failed", error=repr(exc), events=len(batch))
-            for request in batch:
-                request.slot.fail(LedgerUnavailable(f"the ledger could not commit: {exc}"))
+            self._fail(batch, exc)
+            return
+        durable_only: list[tuple[_Request, EventOutcome]] = []
+        for request, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(request.event, TRANSACTION_EVENTS):
+                durable_only.append((request, outcome))
+            else:
+                # Not transaction data: it may be answered before the commit.
+                self._deliver(request, outcome)
+        try:
+            await trio.to_thread.run_sync(self._store.commit)
+        except Exception as exc:
+            self._fail([request for request, _ in durable_only], exc)
             return
         self.stats.batches += 1
         self.stats.events += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for request, outcome in zip(batch, outcomes, strict=True):
-            if outcome.error is not None:
-                log.error(
-                    "ledger rule failed",
-                    event=type(request.event).__name__,
-                    error=repr(outcome.error),
-                )
-                request.slot.fail(outcome.error)
-            else:
-                request.slot.set(outcome.value)
+        for request, outcome in durable_only:
+            self._deliver(request, outcome)
+
+    def _fail(self, requests: list[_Request], exc: Exception) -> None:
+        self.stats.failed_batches += 1
+        log.error("ledger commit failed", error=repr(exc), events=len(requests))
+        for request in requests:
+            request.slot.fail(LedgerUnavailable(f"the ledger could not commit: {exc}"))
+
+    @staticmethod
+    def _deliver(request: _Request, outcome: EventOutcome) -> None:
+        if outcome.error is not None:
+            log.error(
+                "ledger rule failed", event=type(request.event).__name__, error=repr(outcome.error)
+            )
+            request.slot.fail(outcome.error)
+        else:
+            request.slot.set(outcome.value)

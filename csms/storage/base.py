@@ -22,7 +22,17 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """A ledger database: group-committed batches for the ledger actor."""
+    """A ledger database: group-committed batches for the ledger actor.
+
+    `apply_batch` is CPU work and runs on the event loop; `commit` waits for the disk and
+    runs on a worker thread.
+    """
+
+    def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
 
     def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]: ...
 

@@ -63,11 +63,11 @@ class SqliteStore:
 
     # -- the ledger's group commit -------------------------------------------------------
 
-    def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
-        """Run each piece of work in one transaction, then commit durably once.
+    def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
+        """Open a write transaction and run each piece of work in it; `commit` ends it.
 
         Each piece runs under its own savepoint: one that raises is rolled back alone and
-        its exception returned in its place. If the commit itself fails, it raises.
+        its exception returned in its place.
         """
         db = self._db
         tx = SqliteLedgerTx(db)
@@ -85,11 +85,27 @@ class SqliteStore:
                 else:
                     db.execute("RELEASE event")
                     outcomes.append(EventOutcome(value=value))
-            db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self.rollback()
             raise
+        return outcomes
+
+    def commit(self) -> None:
+        """Commit the open batch durably (WAL, synchronous=FULL); roll back if that fails."""
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def run_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
+        """`apply_batch` then `commit`: one durable transaction for all of the work."""
+        outcomes = self.apply_batch(work)
+        self.commit()
         return outcomes
 
     def mark_all_offline(self) -> None:
