@@ -112,6 +112,18 @@ def _counter_ids() -> Callable[[], str]:
 class OcppSession:
     """One connection's RPC state for one OCPP version."""
 
+    __slots__ = (
+        "_expired",
+        "_inbound",
+        "_log_context",
+        "_new_message_id",
+        "_outbound",
+        "call_timeout",
+        "peer_actions",
+        "validate_outgoing",
+        "version",
+    )
+
     def __init__(
         self,
         version: str,
@@ -129,10 +141,12 @@ class OcppSession:
         self.call_timeout = call_timeout
         self.validate_outgoing = validate_outgoing
         self._new_message_id = new_message_id or _counter_ids()
-        self._log = log.bind(**(log_context or {}))
+        self._log_context = log_context
         self._inbound: Call | None = None
         self._outbound: PendingCall | None = None
-        self._expired: deque[str] = deque(maxlen=_RECENTLY_EXPIRED)
+        #: Ids of our calls that timed out, to tell a late reply from an unknown one;
+        #: created on first use, since most connections never see a timeout.
+        self._expired: deque[str] | None = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -158,7 +172,7 @@ class OcppSession:
             frame = parse_frame(text)
         except MalformedFrame as exc:
             if not exc.answerable:
-                self._log.warning("malformed reply dropped", error=exc.error.description)
+                self._warn("malformed reply dropped", error=exc.error.description)
                 return FrameRejected(exc.error, None)
             return FrameRejected(exc.error, self._error_text(exc.message_id, exc.error))
         if isinstance(frame, Call):
@@ -188,8 +202,9 @@ class OcppSession:
     def _receive_reply(self, frame: CallResult | CallError) -> Event:
         pending = self._outbound
         if pending is None or pending.message_id != frame.message_id:
-            reason = "late" if frame.message_id in self._expired else "unknown"
-            self._log.warning("reply dropped", message_id=frame.message_id, reason=reason)
+            late = self._expired is not None and frame.message_id in self._expired
+            reason = "late" if late else "unknown"
+            self._warn("reply dropped", message_id=frame.message_id, reason=reason)
             return ReplyDropped(frame.message_id, reason)
         self._outbound = None
         if isinstance(frame, CallError):
@@ -208,8 +223,10 @@ class OcppSession:
         if pending is None or now < pending.deadline:
             return None
         self._outbound = None
+        if self._expired is None:
+            self._expired = deque(maxlen=_RECENTLY_EXPIRED)
         self._expired.append(pending.message_id)
-        self._log.warning("call timed out", action=pending.action, message_id=pending.message_id)
+        self._warn("call timed out", action=pending.action, message_id=pending.message_id)
         error = ProtocolError(f"no reply to {pending.action} within {self.call_timeout} s")
         return CallFailed(pending, error, timed_out=True)
 
@@ -251,6 +268,9 @@ class OcppSession:
             raise NoSuchCall(f"no CALL {message_id!r} of the peer is in flight")
         self._inbound = None
         return call
+
+    def _warn(self, message: str, **fields: Any) -> None:
+        log.warning(message, **(self._log_context or {}), **fields)
 
     def _error_text(self, message_id: str, error: OcppError) -> str:
         return encode_error(

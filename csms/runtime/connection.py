@@ -1,9 +1,12 @@
 """The connection actor: one per charger WebSocket.
 
 It drives the connection's `OcppSession`: inbound CALLs become domain events for the ledger
-actor and are answered with its reply; commands from the registry mailbox go out one at a
-time and wait for their answer. It pings to find half-open sockets and closes a station that
-has been silent for longer than its heartbeat allows.
+actor and are answered with its reply; commands from its bounded mailbox go out one at a
+time and wait for their answer.
+
+Idle connections are most connections, and memory per connection bounds a node's fleet: an
+idle actor is one task (beside trio-websocket's reader) with no timer of its own (the
+keepalive watch serves them all); its outbound task exists only while commands wait.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from csms.runtime.registry import (
     Command,
     CommandRejected,
     CommandTimeout,
-    ConnectionHandle,
     ConnectionRegistry,
+    StationBusy,
     StationOffline,
 )
 from csms.runtime.slots import ReplySlot
@@ -50,6 +53,28 @@ def utc_now() -> datetime:
 
 
 class ChargerConnection:
+    __slots__ = (
+        "_adapter",
+        "_background",
+        "_cancel_scope",
+        "_closed",
+        "_end_reason",
+        "_ledger",
+        "_mailbox",
+        "_pending",
+        "_registry",
+        "_sender_running",
+        "_settings",
+        "_wall_clock",
+        "_ws",
+        "accepted",
+        "last_heard",
+        "pinging",
+        "remote",
+        "session",
+        "station_id",
+    )
+
     def __init__(
         self,
         station_id: str,
@@ -59,6 +84,7 @@ class ChargerConnection:
         ledger: LedgerActor,
         registry: ConnectionRegistry,
         settings: Settings,
+        background: trio.Nursery,
         wall_clock: WallClock = utc_now,
         remote: str = "",
     ) -> None:
@@ -68,8 +94,8 @@ class ChargerConnection:
         self._registry = registry
         self._settings = settings
         self._wall_clock = wall_clock
-        self._remote = remote
-        self._log = log.bind(station_id=station_id, remote=remote)
+        self.remote = remote
+        self._background = background
         self._adapter = ADAPTERS[version]
         self.session = OcppSession(
             version,
@@ -79,57 +105,75 @@ class ChargerConnection:
             log_context={"station_id": station_id},
         )
         self.accepted = False
-        self._last_heard = trio.current_time()
+        self.last_heard = trio.current_time()
         self._pending: ReplySlot[dict[str, Any]] | None = None
-        self._mailbox_send, self._mailbox = trio.open_memory_channel[Command](settings.mailbox_size)
+        self._mailbox: list[Command] = []
+        self._closed = False
+        self._sender_running = False
+        self._cancel_scope = trio.CancelScope()
+        self._end_reason = "disconnected"
+        self.pinging = False
+
+    @property
+    def version(self) -> str:
+        return self.session.version
+
+    # -- lifetime ----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the connection until the charger leaves, goes silent or is replaced."""
-        cancel_scope = trio.CancelScope()
-        handle = ConnectionHandle(
-            self.station_id,
-            self.session.version,
-            self._mailbox_send,
-            cancel_scope,
-            trio.current_time(),
-            self._remote,
-        )
-        self._registry.register(handle)
-        reason = "disconnected"
+        self._registry.register(self)
         try:
-            with cancel_scope:
+            with self._cancel_scope:
                 ack = await self._ledger.submit(
                     ConnectionChanged(
                         self.station_id,
                         "connected",
                         self._wall_clock(),
-                        {"remote": self._remote, "subprotocol": self.session.version},
+                        {"remote": self.remote, "subprotocol": self.session.version},
                     )
                 )
                 self.accepted = isinstance(ack, ConnectionAck) and ack.registered
-                self._log.info("charger connected", registered=self.accepted)
-                reason = await self._serve()
+                log.info(
+                    "charger connected",
+                    station_id=self.station_id,
+                    remote=self.remote,
+                    registered=self.accepted,
+                )
+                await self._receive_loop()
         finally:
             with trio.CancelScope(shield=True):
-                await self._finish(handle, reason)
+                await self._finish()
 
-    async def _serve(self) -> str:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._send_commands)
-            nursery.start_soon(self._keep_alive)
-            reason = await self._receive_loop()
-            nursery.cancel_scope.cancel()
-        return reason
+    def close(self, reason: str) -> None:
+        """End the connection: `reason` is "replaced", "offline" or "disconnected"."""
+        self._end_reason = reason
+        self._cancel_scope.cancel()
 
-    async def _finish(self, handle: ConnectionHandle, reason: str) -> None:
-        self._mailbox_send.close()
+    async def ping(self, timeout: float) -> None:
+        """Ping; close the connection as half-open if no pong comes within `timeout`."""
+        try:
+            with trio.move_on_after(timeout) as pong_wait:
+                await self._ws.ping()
+            if pong_wait.cancelled_caught:
+                log.warning("no pong: half-open connection", station_id=self.station_id)
+                self.close("offline")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.pinging = False
+
+    async def _finish(self) -> None:
+        self._closed = True
+        gone = StationOffline(f"station {self.station_id} disconnected")
         if self._pending is not None:
-            self._pending.fail(StationOffline(f"station {self.station_id} disconnected"))
-        async for command in self._mailbox:
-            command.slot.fail(StationOffline(f"station {self.station_id} disconnected"))
+            self._pending.fail(gone)
+        for command in self._mailbox:
+            command.slot.fail(gone)
+        self._mailbox.clear()
         self.session.connection_lost()
-        current = self._registry.unregister(handle)
-        state = reason if current else "replaced"
+        current = self._registry.unregister(self)
+        state = self._end_reason if current else "replaced"
         with trio.move_on_after(self._settings.handshake_timeout):
             if state == "replaced":
                 await self._ws.aclose(code=1000, reason="replaced by a newer connection")
@@ -140,28 +184,21 @@ class ChargerConnection:
                 await self._ledger.submit(
                     ConnectionChanged(self.station_id, state, self._wall_clock())
                 )
-        except (Exception, trio.TooSlowError) as exc:  # the ledger may be stopping with the server
-            self._log.warning("could not record disconnect", error=repr(exc))
-        self._log.info("charger connection ended", state=state)
+        except (Exception, trio.TooSlowError) as exc:  # the ledger may be stopping too
+            log.warning("could not record disconnect", station_id=self.station_id, error=repr(exc))
+        log.info("charger connection ended", station_id=self.station_id, state=state)
 
     # -- inbound -----------------------------------------------------------------------
 
-    async def _receive_loop(self) -> str:
-        offline_after = self._settings.heartbeat_interval * self._settings.offline_after_heartbeats
+    async def _receive_loop(self) -> None:
+        ws = self._ws
         while True:
-            with trio.move_on_after(offline_after) as silence:
-                try:
-                    text = await self._ws.get_message()
-                except ConnectionClosed as exc:
-                    self._log.info("socket closed", reason=str(exc.reason))
-                    return "disconnected"
-            if silence.cancelled_caught:
-                self._log.warning(
-                    "station silent beyond its heartbeat; closing", seconds=offline_after
-                )
-                return "offline"
+            try:
+                text = await ws.get_message()
+            except ConnectionClosed:
+                return
             now = trio.current_time()
-            self._last_heard = now
+            self.last_heard = now
             event = self.session.receive(text, now)
             if isinstance(event, CallReceived):
                 await self._answer(event.call)
@@ -172,11 +209,14 @@ class ChargerConnection:
                 if self._pending is not None:
                     self._pending.fail(CommandRejected(event.error))
             elif isinstance(event, FrameRejected):
-                self._log.warning(
-                    "frame rejected", code=event.error.code, error=event.error.description
+                log.warning(
+                    "frame rejected",
+                    station_id=self.station_id,
+                    code=event.error.code,
+                    error=event.error.description,
                 )
                 if event.reply is not None:
-                    await self._ws.send_message(event.reply)
+                    await ws.send_message(event.reply)
 
     async def _answer(self, call: Call) -> None:
         try:
@@ -194,23 +234,45 @@ class ChargerConnection:
         except OcppError as error:
             text = self.session.reply_error(call.message_id, error)
         except Exception as exc:
-            self._log.error("call failed", action=call.action, error=repr(exc))
+            log.error(
+                "call failed", station_id=self.station_id, action=call.action, error=repr(exc)
+            )
             internal = InternalError(f"{call.action} could not be processed")
             text = self.session.reply_error(call.message_id, internal)
         await self._ws.send_message(text)
 
     # -- outbound ----------------------------------------------------------------------
 
+    def submit(self, command: Command) -> None:
+        """Put a command in the bounded mailbox; the actor sends it when its turn comes."""
+        if self._closed:
+            raise StationOffline(f"station {self.station_id} disconnected")
+        if len(self._mailbox) >= self._settings.mailbox_size:
+            raise StationBusy(
+                f"station {self.station_id} has {len(self._mailbox)} commands waiting"
+            )
+        self._mailbox.append(command)
+        if not self._sender_running:
+            self._sender_running = True
+            self._background.start_soon(self._send_commands)
+
     async def _send_commands(self) -> None:
-        async for command in self._mailbox:
-            try:
-                pending, text = self.session.send_call(
-                    command.action, command.payload, trio.current_time()
-                )
-            except OcppError as error:
-                command.slot.fail(error)
-                continue
-            self._pending = command.slot
+        try:
+            while self._mailbox:
+                await self._send_command(self._mailbox.pop(0))
+        finally:
+            self._sender_running = False
+
+    async def _send_command(self, command: Command) -> None:
+        try:
+            pending, text = self.session.send_call(
+                command.action, command.payload, trio.current_time()
+            )
+        except OcppError as error:
+            command.slot.fail(error)
+            return
+        self._pending = command.slot
+        try:
             await self._ws.send_message(text)
             with trio.move_on_at(pending.deadline):
                 await command.slot.wait_filled()
@@ -221,17 +283,7 @@ class ChargerConnection:
                         f"{command.action}: no answer within {self.session.call_timeout} s"
                     )
                 )
+        except ConnectionClosed:
+            command.slot.fail(StationOffline(f"station {self.station_id} disconnected"))
+        finally:
             self._pending = None
-
-    async def _keep_alive(self) -> None:
-        while True:
-            await trio.sleep(self._settings.ping_interval)
-            with trio.move_on_after(self._settings.ping_timeout) as scope:
-                try:
-                    await self._ws.ping()
-                except ConnectionClosed:
-                    return
-            if scope.cancelled_caught:
-                self._log.warning("no pong; closing half-open connection")
-                await self._ws.aclose(code=1011, reason="ping timeout")
-                return

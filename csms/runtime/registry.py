@@ -6,11 +6,11 @@ go into the holding actor's bounded mailbox and wait for the charger's answer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-import trio
 
 from csms.protocol.errors import OcppError
 from csms.runtime.slots import ReplySlot
@@ -20,6 +20,10 @@ log = structlog.get_logger("csms.registry")
 
 class StationOffline(Exception):
     """No live connection holds this station."""
+
+
+class StationBusy(Exception):
+    """The station's mailbox is full: too many commands are waiting for it."""
 
 
 class CommandTimeout(Exception):
@@ -41,22 +45,27 @@ class Command:
     slot: ReplySlot[dict[str, Any]] = field(default_factory=ReplySlot)
 
 
-@dataclass(eq=False)
-class ConnectionHandle:
-    """What the registry knows of one live connection."""
+class Connection(Protocol):
+    """What the registry needs of a connection actor."""
 
     station_id: str
-    version: str
-    mailbox: trio.MemorySendChannel[Command]
-    cancel_scope: trio.CancelScope
-    connected_at: float
-    remote: str = ""
-    replaced: bool = False
+    remote: str
+    last_heard: float
+    pinging: bool
+
+    @property
+    def version(self) -> str: ...
+
+    def submit(self, command: Command) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+    async def ping(self, timeout: float) -> None: ...
 
 
 class ConnectionRegistry:
     def __init__(self) -> None:
-        self._connections: dict[str, ConnectionHandle] = {}
+        self._connections: dict[str, Connection] = {}
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -64,31 +73,33 @@ class ConnectionRegistry:
     def __contains__(self, station_id: str) -> bool:
         return station_id in self._connections
 
-    def get(self, station_id: str) -> ConnectionHandle | None:
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._connections.values()))
+
+    def get(self, station_id: str) -> Connection | None:
         return self._connections.get(station_id)
 
     def station_ids(self) -> list[str]:
         return sorted(self._connections)
 
-    def register(self, handle: ConnectionHandle) -> ConnectionHandle | None:
-        """Make `handle` the station's connection; close and return the one it replaces."""
-        previous = self._connections.get(handle.station_id)
-        self._connections[handle.station_id] = handle
+    def register(self, connection: Connection) -> Connection | None:
+        """Make `connection` the station's; close and return the one it replaces."""
+        previous = self._connections.get(connection.station_id)
+        self._connections[connection.station_id] = connection
         if previous is not None:
-            previous.replaced = True
-            previous.cancel_scope.cancel()
+            previous.close("replaced")
             log.warning(
                 "connection replaced by a newer one",
-                station_id=handle.station_id,
+                station_id=connection.station_id,
                 old_remote=previous.remote,
-                new_remote=handle.remote,
+                new_remote=connection.remote,
             )
         return previous
 
-    def unregister(self, handle: ConnectionHandle) -> bool:
-        """Forget `handle` if it is still the station's connection; True if it was."""
-        if self._connections.get(handle.station_id) is handle:
-            del self._connections[handle.station_id]
+    def unregister(self, connection: Connection) -> bool:
+        """Forget `connection` if it is still the station's; True if it was."""
+        if self._connections.get(connection.station_id) is connection:
+            del self._connections[connection.station_id]
             return True
         return False
 
@@ -97,15 +108,12 @@ class ConnectionRegistry:
     ) -> dict[str, Any]:
         """Send a CSMS-initiated CALL to a connected station and return its CALLRESULT payload.
 
-        Raises StationOffline, CommandTimeout, CommandRejected, or the payload's OcppError
-        when it breaks the action's schema (then nothing is sent).
+        Raises StationOffline, StationBusy (mailbox full), CommandTimeout, CommandRejected,
+        or the payload's OcppError when it breaks the action's schema (then nothing is sent).
         """
-        handle = self._connections.get(station_id)
-        if handle is None:
+        connection = self._connections.get(station_id)
+        if connection is None:
             raise StationOffline(f"station {station_id} is not connected")
         command = Command(action, payload)
-        try:
-            await handle.mailbox.send(command)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StationOffline(f"station {station_id} disconnected") from None
+        connection.submit(command)
         return await command.slot.wait()

@@ -20,6 +20,7 @@ from csms.domain.identity import BadStationId, validate_station_id
 from csms.domain.ledger import LedgerRules
 from csms.protocol.adapters import ADAPTERS, negotiate
 from csms.runtime.connection import ChargerConnection, WallClock, utc_now
+from csms.runtime.keepalive import watch_connections
 from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.registry import ConnectionRegistry
 from csms.storage.base import Store, open_store
@@ -44,6 +45,12 @@ class Csms:
     registry: ConnectionRegistry
     ocpp_server: WebSocketServer | None = None
     wall_clock: WallClock = utc_now
+    #: Where short-lived tasks of connections run (outbound commands).
+    background: trio.Nursery | None = None
+
+    def _background(self) -> trio.Nursery:
+        assert self.background is not None, "serve_ocpp has not started"
+        return self.background
 
     @property
     def ocpp_port(self) -> int:
@@ -80,6 +87,7 @@ class Csms:
             ledger=self.ledger,
             registry=self.registry,
             settings=self.settings,
+            background=self._background(),
             wall_clock=self.wall_clock,
             remote=remote,
         )
@@ -90,6 +98,8 @@ class Csms:
     ) -> None:
         settings = self.settings
         async with trio.open_nursery() as handlers:
+            self.background = handlers
+            await handlers.start(watch_connections, self.registry, settings)
             self.ocpp_server = await handlers.start(
                 lambda task_status: serve_websocket(
                     self.handle_request,
