@@ -193,19 +193,20 @@ class LedgerRules:
         return StartDecision(transaction_id, info)
 
     def meter_values(self, tx: LedgerTx, event: MeterValuesReported) -> Reply:
-        transaction_id = event.transaction_id
-        reported = transaction_id
-        if transaction_id is not None:
-            record = tx.get_transaction(transaction_id)
+        record = None
+        reported = event.transaction_id
+        if reported is not None:
+            record = tx.get_transaction(reported)
             if record is None or record.station_id != event.station_id:
-                transaction_id = None
+                record = None
             else:
                 reported = None
         self._store_samples(
             tx,
             event.station_id,
             event.connector_id,
-            transaction_id,
+            record.id if record else None,
+            record.last_register if record else None,
             reported,
             event.samples,
             event.received_at,
@@ -233,6 +234,7 @@ class LedgerRules:
             event.station_id,
             record.connector_id,
             record.id,
+            record.last_register,
             None,
             event.samples,
             event.received_at,
@@ -284,6 +286,7 @@ class LedgerRules:
             event.station_id,
             connector_id,
             transaction_id,
+            None,
             event.transaction_id,
             event.samples,
             event.received_at,
@@ -302,13 +305,13 @@ class LedgerRules:
         station_id: str,
         connector_id: int,
         transaction_id: int | None,
+        previous: RegisterReading | None,
         reported_transaction_id: int | None,
         samples: tuple[MeterSample, ...],
         received_at: Any,
     ) -> None:
         if not samples:
             return
-        previous = tx.last_register(station_id, connector_id, transaction_id)
         flagged: list[tuple[MeterSample, str | None]] = []
         anomalies: list[str] = []
         for sample in sorted(samples, key=lambda s: s.timestamp):

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from csms.domain.events import BootReported, MeterSample, StatusReported
 from csms.domain.records import (
-    RegisterReading,
     StationRecord,
     TokenRecord,
     TransactionRecord,
@@ -55,10 +54,6 @@ class LedgerTx(Protocol):
     def insert_transaction(self, values: dict[str, Any]) -> int: ...
 
     def update_transaction(self, transaction_id: int, values: dict[str, Any]) -> None: ...
-
-    def last_register(
-        self, station_id: str, connector_id: int, transaction_id: int | None
-    ) -> RegisterReading | None: ...
 
     def insert_samples(
         self,

@@ -33,6 +33,14 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterReading:
+    """An energy register value (Wh) and when the meter read it."""
+
+    wh: float
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionRecord:
     id: int
     station_id: str
@@ -44,11 +52,5 @@ class TransactionRecord:
     ended_at: datetime | None
     status: TransactionStatus
     reported_transaction_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterReading:
-    """The last energy register value the ledger holds for a transaction or connector."""
-
-    wh: float
-    timestamp: datetime
+    #: The last energy register reading the ledger holds (the start value at first).
+    last_register: RegisterReading | None = None

@@ -66,11 +66,21 @@ class SqliteStore:
     def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
         """Open a write transaction and run each piece of work in it; `commit` ends it.
 
-        Each piece runs under its own savepoint: one that raises is rolled back alone and
-        its exception returned in its place.
+        A piece that raises is rolled back alone and its exception returned in its place.
+        Failures are rare, so the batch first runs without per-piece savepoints (two
+        statements fewer per event); only if a piece raises is it run again, each piece
+        under its own savepoint.
         """
         db = self._db
         tx = SqliteLedgerTx(db)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            return [EventOutcome(value=piece(tx)) for piece in work]
+        except Exception:
+            db.execute("ROLLBACK")
+        except BaseException:
+            self.rollback()
+            raise
         outcomes: list[EventOutcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -46,7 +46,7 @@ _TRANSACTION_COLUMNS = frozenset(
 _STATION_FIELDS = frozenset({"firmware_status", "diagnostics_status"})
 _TRANSACTION_SELECT = (
     "SELECT id, station_id, connector_id, id_tag, meter_start_wh, started_at, meter_stop_wh,"
-    " ended_at, status, reported_transaction_id FROM transactions"
+    " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at FROM transactions"
 )
 
 
@@ -64,7 +64,18 @@ def _transaction(row: tuple[Any, ...] | None) -> TransactionRecord | None:
         ended_at=from_text(row[7]),
         status=TransactionStatus(row[8]),
         reported_transaction_id=row[9],
+        last_register=(
+            None
+            if row[10] is None or row[11] is None
+            else RegisterReading(row[10], _moment(row[11]))
+        ),
     )
+
+
+def _moment(text: str) -> datetime:
+    moment = from_text(text)
+    assert moment is not None
+    return moment
 
 
 def _sql_value(value: Any) -> Any:
@@ -255,21 +266,6 @@ class SqliteLedgerTx:
             f"UPDATE transactions SET {assignments} WHERE id = ?",
             [*(_sql_value(v) for v in values.values()), transaction_id],
         )
-
-    def last_register(
-        self, station_id: str, connector_id: int, transaction_id: int | None
-    ) -> RegisterReading | None:
-        if transaction_id is None:
-            return None
-        row = self._db.execute(
-            "SELECT last_meter_wh, last_meter_at FROM transactions WHERE id = ?",
-            (transaction_id,),
-        ).fetchone()
-        if row is None or row[0] is None or row[1] is None:
-            return None
-        moment = from_text(row[1])
-        assert moment is not None
-        return RegisterReading(float(row[0]), moment)
 
     def insert_samples(
         self,
