@@ -34,6 +34,7 @@ from csms.domain.ports import LedgerTx
 from csms.domain.records import RegisterReading, TransactionStatus
 from csms.domain.replies import (
     Ack,
+    AuthorizationStatus,
     AuthorizeDecision,
     BootDecision,
     ConnectionAck,
@@ -147,12 +148,14 @@ class LedgerRules:
 
     def authorize(self, tx: LedgerTx, event: AuthorizeRequested) -> Reply:
         info = self._id_tag_info(tx, event.id_tag, event.received_at)
-        tx.log_event(
-            event.station_id,
-            "authorize",
-            event.received_at,
-            {"id_tag": event.id_tag, "status": info.status.value},
-        )
+        if info.status is not AuthorizationStatus.ACCEPTED:
+            # Refusals are what an operator looks for; accepted ones are the norm.
+            tx.log_event(
+                event.station_id,
+                "authorization_refused",
+                event.received_at,
+                {"id_tag": event.id_tag, "status": info.status.value},
+            )
         return AuthorizeDecision(info)
 
     def start_transaction(self, tx: LedgerTx, event: TransactionStarted) -> Reply:

@@ -103,11 +103,12 @@ MIGRATIONS: list[str] = [
         anomaly TEXT
     );
     -- A retried MeterValues or StopTransaction inserts nothing twice.
+    -- It also serves reads by transaction (WHERE IFNULL(transaction_id, 0) = ?).
     CREATE UNIQUE INDEX meter_samples_dedupe ON meter_samples (
-        station_id, connector_id, IFNULL(transaction_id, 0), IFNULL(reported_transaction_id, 0),
-        timestamp, measurand, IFNULL(phase, ''), IFNULL(location, ''), IFNULL(context, '')
+        IFNULL(transaction_id, 0), timestamp, station_id, connector_id,
+        IFNULL(reported_transaction_id, 0), measurand, IFNULL(phase, ''), IFNULL(location, ''),
+        IFNULL(context, '')
     );
-    CREATE INDEX meter_samples_transaction ON meter_samples (transaction_id, timestamp);
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         station_id TEXT,

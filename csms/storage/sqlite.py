@@ -252,7 +252,8 @@ class SqliteStore:
         session = rows[0]
         session["meter_samples"] = self._rows(
             "SELECT timestamp, received_at, measurand, phase, unit, context, location, value,"
-            " wh, anomaly FROM meter_samples WHERE transaction_id = ? ORDER BY timestamp, id",
+            " wh, anomaly FROM meter_samples WHERE IFNULL(transaction_id, 0) = ?"
+            " ORDER BY timestamp, id",
             (transaction_id,),
         )
         return session
