@@ -119,7 +119,23 @@ def serve(
 
     settings = _settings(ocpp_port=ocpp_port, api_port=api_port, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    trio.run(run_csms, settings)
+    try:
+        trio.run(run_csms, settings)
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _only_os_error(exc)
+        if error is None:
+            raise
+        # Typically the port is taken or the host is not an address of this machine.
+        raise CliError(
+            f"cannot serve on {settings.ocpp_host}:{settings.ocpp_port}: {error.strerror or error}"
+        ) from None
+
+
+def _only_os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` if that is all it is (trio wraps task errors in groups)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
 
 
 @app.command()
@@ -363,6 +379,8 @@ def _read_csv(file: Path, required: set[str]) -> list[dict[str, str]]:
             ]
     except FileNotFoundError:
         raise CliError(f"{file}: no such file") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise CliError(f"{file}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CliError(f"{file}: not a readable CSV file: {exc}") from None
 

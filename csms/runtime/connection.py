@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from csms.config import Settings
 from csms.domain.events import ConnectionChanged
@@ -42,6 +41,7 @@ from csms.runtime.registry import (
     StationOffline,
 )
 from csms.runtime.slots import ReplySlot
+from csms.runtime.websocket import CLOSE_NORMAL, ServerWebSocket, WebSocketClosed
 
 log = structlog.get_logger("csms.connection")
 
@@ -78,7 +78,7 @@ class ChargerConnection:
     def __init__(
         self,
         station_id: str,
-        ws: WebSocketConnection,
+        ws: ServerWebSocket,
         version: str,
         *,
         ledger: LedgerActor,
@@ -158,7 +158,7 @@ class ChargerConnection:
             if pong_wait.cancelled_caught:
                 log.warning("no pong: half-open connection", station_id=self.station_id)
                 self.close("offline")
-        except ConnectionClosed:
+        except WebSocketClosed:
             pass
         finally:
             self.pinging = False
@@ -176,9 +176,9 @@ class ChargerConnection:
         state = self._end_reason if current else "replaced"
         with trio.move_on_after(self._settings.handshake_timeout):
             if state == "replaced":
-                await self._ws.aclose(code=1000, reason="replaced by a newer connection")
+                await self._ws.close(CLOSE_NORMAL, "replaced by a newer connection")
             else:
-                await self._ws.aclose()
+                await self._ws.close()
         try:
             with trio.fail_after(self._settings.handshake_timeout):
                 await self._ledger.submit(
@@ -192,31 +192,31 @@ class ChargerConnection:
 
     async def _receive_loop(self) -> None:
         ws = self._ws
-        while True:
-            try:
-                text = await ws.get_message()
-            except ConnectionClosed:
-                return
-            now = trio.current_time()
-            self.last_heard = now
-            event = self.session.receive(text, now)
-            if isinstance(event, CallReceived):
-                await self._answer(event.call)
-            elif isinstance(event, CallAnswered):
-                if self._pending is not None:
-                    self._pending.set(event.payload)
-            elif isinstance(event, CallFailed):
-                if self._pending is not None:
-                    self._pending.fail(CommandRejected(event.error))
-            elif isinstance(event, FrameRejected):
-                log.warning(
-                    "frame rejected",
-                    station_id=self.station_id,
-                    code=event.error.code,
-                    error=event.error.description,
-                )
-                if event.reply is not None:
-                    await ws.send_message(event.reply)
+        try:
+            while True:
+                text = await ws.receive()
+                now = trio.current_time()
+                self.last_heard = now
+                event = self.session.receive(text, now)
+                if isinstance(event, CallReceived):
+                    await self._answer(event.call)
+                elif isinstance(event, CallAnswered):
+                    if self._pending is not None:
+                        self._pending.set(event.payload)
+                elif isinstance(event, CallFailed):
+                    if self._pending is not None:
+                        self._pending.fail(CommandRejected(event.error))
+                elif isinstance(event, FrameRejected):
+                    log.warning(
+                        "frame rejected",
+                        station_id=self.station_id,
+                        code=event.error.code,
+                        error=event.error.description,
+                    )
+                    if event.reply is not None:
+                        await ws.send(event.reply)
+        except WebSocketClosed as closed:
+            log.info("socket closed", station_id=self.station_id, code=closed.code)
 
     async def _answer(self, call: Call) -> None:
         try:
@@ -239,7 +239,7 @@ class ChargerConnection:
             )
             internal = InternalError(f"{call.action} could not be processed")
             text = self.session.reply_error(call.message_id, internal)
-        await self._ws.send_message(text)
+        await self._ws.send(text)
 
     # -- outbound ----------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class ChargerConnection:
             return
         self._pending = command.slot
         try:
-            await self._ws.send_message(text)
+            await self._ws.send(text)
             with trio.move_on_at(pending.deadline):
                 await command.slot.wait_filled()
             if not command.slot.filled:
@@ -283,7 +283,7 @@ class ChargerConnection:
                         f"{command.action}: no answer within {self.session.call_timeout} s"
                     )
                 )
-        except ConnectionClosed:
+        except WebSocketClosed:
             command.slot.fail(StationOffline(f"station {self.station_id} disconnected"))
         finally:
             self._pending = None

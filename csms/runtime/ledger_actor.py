@@ -118,7 +118,10 @@ class LedgerActor:
     def _deliver(request: _Request, outcome: EventOutcome) -> None:
         if outcome.error is not None:
             log.error(
-                "ledger rule failed", event=type(request.event).__name__, error=repr(outcome.error)
+                "ledger rule failed",
+                # Not `event=`: that is structlog's name for the message itself.
+                event_type=type(request.event).__name__,
+                error=repr(outcome.error),
             )
             request.slot.fail(outcome.error)
         else:

@@ -8,12 +8,12 @@ HTTP status and a body saying why.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import unquote
 
 import structlog
 import trio
-from trio_websocket import WebSocketRequest, WebSocketServer, serve_websocket
 
 from csms.config import Settings
 from csms.domain.identity import BadStationId, validate_station_id
@@ -23,6 +23,7 @@ from csms.runtime.connection import ChargerConnection, WallClock, utc_now
 from csms.runtime.keepalive import watch_connections
 from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.registry import ConnectionRegistry
+from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
 from csms.storage.base import Store, open_store
 
 log = structlog.get_logger("csms.server")
@@ -43,7 +44,7 @@ class Csms:
     settings: Settings
     ledger: LedgerActor
     registry: ConnectionRegistry
-    ocpp_server: WebSocketServer | None = None
+    listeners: list[trio.SocketListener] = field(default_factory=list)
     wall_clock: WallClock = utc_now
     #: Where short-lived tasks of connections run (outbound commands).
     background: trio.Nursery | None = None
@@ -54,39 +55,54 @@ class Csms:
 
     @property
     def ocpp_port(self) -> int:
-        assert self.ocpp_server is not None
-        return self.ocpp_server.port
+        assert self.listeners, "serve_ocpp has not started"
+        port: int = self.listeners[0].socket.getsockname()[1]
+        return port
 
-    async def handle_request(self, request: WebSocketRequest) -> None:
-        """Serve one WebSocket handshake and, if accepted, its connection."""
+    def _decide(self, handshake: Handshake) -> Decision:
+        """Accept a handshake with its subprotocol, or refuse it with a status and why."""
         try:
-            station_id = station_id_from_path(request.path)
+            station_id_from_path(handshake.path)
         except BadStationId as exc:
-            log.warning("handshake refused", path=request.path[:200], reason=str(exc))
-            await request.reject(400, body=str(exc).encode())
-            return
-        version = negotiate(request.proposed_subprotocols)
+            return None, (400, str(exc))
+        version = negotiate(handshake.subprotocols)
         if version is None:
-            offered = ", ".join(request.proposed_subprotocols) or "none"
-            reason = (
+            offered = ", ".join(handshake.subprotocols) or "none"
+            return None, (
+                400,
                 f"no supported OCPP subprotocol offered ({offered}); "
-                f"this server speaks {', '.join(ADAPTERS)}"
+                f"this server speaks {', '.join(ADAPTERS)}",
             )
-            log.warning("handshake refused", station_id=station_id, reason=reason)
-            await request.reject(400, body=reason.encode())
+        return version, None
+
+    async def handle_stream(self, stream: trio.abc.Stream, remote: str = "") -> None:
+        """Serve one TCP (or in-memory) stream: the WebSocket handshake, then the charger."""
+        settings = self.settings
+        if not remote and isinstance(stream, trio.SocketStream):
+            host, port = stream.socket.getpeername()[:2]
+            remote = f"{host}:{port}"
+        ws = ServerWebSocket(stream, max_message_size=settings.max_message_size)
+        handshake = None
+        with trio.move_on_after(settings.handshake_timeout):
+            handshake = await ws.handshake(self._decide)
+        if handshake is None or ws.subprotocol is None:
+            if not ws.closed:
+                log.warning("handshake timed out", remote=remote)
+                await ws.close()
+            else:
+                log.info(
+                    "handshake refused",
+                    remote=remote,
+                    path=(handshake.path if handshake else "")[:200],
+                )
             return
-        ws = await request.accept(subprotocol=version)
-        endpoint = request.remote
-        remote = (
-            str(endpoint) if isinstance(endpoint, str) else f"{endpoint.address}:{endpoint.port}"
-        )
         connection = ChargerConnection(
-            station_id,
+            station_id_from_path(handshake.path),
             ws,
-            version,
+            ws.subprotocol,
             ledger=self.ledger,
             registry=self.registry,
-            settings=self.settings,
+            settings=settings,
             background=self._background(),
             wall_clock=self.wall_clock,
             remote=remote,
@@ -94,27 +110,20 @@ class Csms:
         await connection.run()
 
     async def serve_ocpp(
-        self, *, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         settings = self.settings
+        self.listeners = await trio.open_tcp_listeners(settings.ocpp_port, host=settings.ocpp_host)
         async with trio.open_nursery() as handlers:
             self.background = handlers
             await handlers.start(watch_connections, self.registry, settings)
-            self.ocpp_server = await handlers.start(
-                lambda task_status: serve_websocket(
-                    self.handle_request,
-                    settings.ocpp_host,
-                    settings.ocpp_port,
-                    None,
-                    handler_nursery=handlers,
-                    max_message_size=settings.max_message_size,
-                    connect_timeout=settings.handshake_timeout,
-                    disconnect_timeout=settings.handshake_timeout,
-                    task_status=task_status,
-                )
+            await handlers.start(
+                partial(trio.serve_listeners, handler_nursery=handlers),
+                self.handle_stream,
+                self.listeners,
             )
             log.info("OCPP endpoint listening", host=settings.ocpp_host, port=self.ocpp_port)
-            task_status.started(self.ocpp_server)
+            task_status.started()
 
 
 async def run_csms(
