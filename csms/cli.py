@@ -22,11 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from csms.config import ConfigError, Settings, load_settings
-from csms.domain.authorization import TOKEN_STATUSES
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
 from csms.storage.base import StoreError
-from csms.storage.sqlite import SqliteStore, sqlite_path
+from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
 
 app = typer.Typer(
     help="An OCPP charging station management system.",
@@ -149,15 +148,20 @@ def demo(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Drive scripted chargers through charging sessions and show what the ledger recorded."""
-    from csms.demo import DemoPlan, run_demo, summary
+    from csms.demo import DemoFailed, DemoPlan, run_demo, summary
 
     settings = _settings()
     configure_logging("warning", settings.log_format)
     plan = DemoPlan(chargers=chargers, sessions_per_charger=sessions)
     try:
         made = trio.run(run_demo, settings, plan, url)
-    except OSError as exc:
-        raise CliError(f"cannot reach or start the CSMS: {exc}") from None
+    except DemoFailed as exc:
+        raise CliError(str(exc)) from None
+    except BaseException as exc:
+        error = _only_os_error(exc)
+        if error is None:
+            raise
+        raise CliError(f"cannot start the CSMS: {error.strerror or error}") from None
     _print(made, fmt, _SESSION_COLUMNS)
     if fmt is OutputFormat.table:
         typer.echo(summary(made))
@@ -196,19 +200,19 @@ def stations_add(
 def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
     """Register stations from a CSV file with a header `id[,security_profile]`."""
     rows = _read_csv(file, required={"id"})
+    stations: list[tuple[str, int]] = []
+    for line, row in rows:
+        try:
+            profile = int(row.get("security_profile") or 0)
+            if not 0 <= profile <= 3:
+                raise ValueError
+            stations.append((validate_station_id(row["id"]), profile))
+        except BadStationId as exc:
+            raise CliError(f"{file}:{line}: {exc}") from None
+        except ValueError:
+            raise CliError(f"{file}:{line}: security_profile must be 0-3") from None
     with _store() as store:
-        added = 0
-        for number, row in enumerate(rows, start=2):
-            try:
-                profile = int(row.get("security_profile") or 0)
-                if not 0 <= profile <= 3:
-                    raise ValueError
-                validate_station_id(row["id"])
-            except BadStationId as exc:
-                raise CliError(f"{file}:{number}: {exc}") from None
-            except ValueError:
-                raise CliError(f"{file}:{number}: security_profile must be 0-3") from None
-            added += store.add_station(row["id"], profile)
+        added = store.add_stations(stations)
     typer.echo(f"{added} stations registered, {len(rows) - added} already known")
 
 
@@ -273,31 +277,26 @@ def tokens_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
     Header: `id_tag[,status,expiry,parent_id_tag,max_active_transactions]`.
     """
     rows = _read_csv(file, required={"id_tag"})
+    tokens: list[TokenRow] = []
+    for line, row in rows:
+        max_active_text = row.get("max_active_transactions") or ""
+        try:
+            token = TokenRow(
+                row["id_tag"],
+                row.get("status") or "Accepted",
+                _parse_date(row.get("expiry"), "expiry"),
+                row.get("parent_id_tag") or None,
+                int(max_active_text) if max_active_text else None,
+            )
+            token.check()
+        except ValueError:
+            raise CliError(f"{file}:{line}: max_active_transactions must be a number") from None
+        except (StoreError, CliError) as exc:
+            raise CliError(f"{file}:{line}: {exc}") from None
+        tokens.append(token)
     with _store() as store:
-        for number, row in enumerate(rows, start=2):
-            status = row.get("status") or "Accepted"
-            if status not in TOKEN_STATUSES:
-                raise CliError(
-                    f"{file}:{number}: status must be one of {', '.join(TOKEN_STATUSES)}"
-                )
-            max_active_text = row.get("max_active_transactions") or ""
-            try:
-                max_active = int(max_active_text) if max_active_text else None
-            except ValueError:
-                raise CliError(
-                    f"{file}:{number}: max_active_transactions must be a number"
-                ) from None
-            try:
-                store.upsert_token(
-                    row["id_tag"],
-                    status,
-                    _parse_date(row.get("expiry"), "expiry"),
-                    row.get("parent_id_tag") or None,
-                    max_active,
-                )
-            except (StoreError, CliError) as exc:
-                raise CliError(f"{file}:{number}: {exc}") from None
-    typer.echo(f"{len(rows)} tokens imported")
+        store.upsert_tokens(tokens)
+    typer.echo(f"{len(tokens)} tokens imported")
 
 
 @tokens_app.command("list")
@@ -367,7 +366,8 @@ def sessions_show(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _read_csv(file: Path, required: set[str]) -> list[dict[str, str]]:
+def _read_csv(file: Path, required: set[str]) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a CSV file with their line numbers; nothing is written until all parse."""
     try:
         with file.open(newline="") as handle:
             reader = csv.DictReader(handle)
@@ -375,7 +375,8 @@ def _read_csv(file: Path, required: set[str]) -> list[dict[str, str]]:
             if not required <= header:
                 raise CliError(f"{file}: header must have {', '.join(sorted(required))}")
             return [
-                {k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader
+                (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None})
+                for row in reader
             ]
     except FileNotFoundError:
         raise CliError(f"{file}: no such file") from None

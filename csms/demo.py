@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import trio
 from rich.progress import Progress
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from csms.config import Settings
 from csms.protocol import v16
@@ -52,7 +52,21 @@ class DemoCharger:
                 raise RuntimeError(f"{action} failed: {event.error.code} {event.error.description}")
 
 
-async def _drive(url: str, index: int, plan: DemoPlan, progress: Progress, task: Any) -> None:
+class DemoFailed(Exception):
+    """The demo could not run; the message says why."""
+
+
+async def _drive(
+    url: str, index: int, plan: DemoPlan, progress: Progress, task: Any, failures: list[str]
+) -> None:
+    try:
+        await _drive_one(url, index, plan, progress, task)
+    except (OSError, HandshakeError, ConnectionClosed, RuntimeError) as exc:
+        reason = str(exc) or str(exc.__cause__ or "") or type(exc).__name__
+        failures.append(f"charger DEMO-{index:03d} against {url}: {reason}")
+
+
+async def _drive_one(url: str, index: int, plan: DemoPlan, progress: Progress, task: Any) -> None:
     station_id = f"DEMO-{index:03d}"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=plan.sessions_per_charger)
     async with open_websocket_url(f"{url}/{station_id}", subprotocols=["ocpp1.6"]) as ws:
@@ -145,6 +159,7 @@ def prepare(settings: Settings, plan: DemoPlan) -> None:
 async def run_demo(settings: Settings, plan: DemoPlan, url: str | None) -> list[dict[str, Any]]:
     """Run the plan against `url` (or an in-process CSMS); return the sessions it made."""
     prepare(settings, plan)
+    failures: list[str] = []
     with Progress(transient=True) as progress:
         task = progress.add_task(
             "charging sessions", total=plan.chargers * plan.sessions_per_charger
@@ -155,8 +170,10 @@ async def run_demo(settings: Settings, plan: DemoPlan, url: str | None) -> list[
                 url = f"ws://127.0.0.1:{csms.ocpp_port}/ocpp"
             async with trio.open_nursery() as fleet:
                 for index in range(plan.chargers):
-                    fleet.start_soon(_drive, url, index, plan, progress, task)
+                    fleet.start_soon(_drive, url, index, plan, progress, task, failures)
             nursery.cancel_scope.cancel()
+    if failures:
+        raise DemoFailed(failures[0])
     store = SqliteStore(sqlite_path(settings.database_url))
     try:
         return [

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from csms.config import Settings  # noqa: E402
-from csms.domain.ledger import UnknownStationPolicy  # noqa: E402
-from csms.runtime.server import Csms, run_csms  # noqa: E402
+from csms.config import Settings
+from csms.domain.ledger import UnknownStationPolicy
+from csms.runtime.server import Csms, run_csms
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

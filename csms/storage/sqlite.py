@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,30 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise StoreError("the SQLite URL names no file")
     return path
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """An id token as an operator registers it."""
+
+    id_tag: str
+    status: str = "Accepted"
+    expiry: datetime | None = None
+    parent_id_tag: str | None = None
+    max_active_transactions: int | None = None
+
+    def check(self) -> None:
+        """Raise StoreError naming what is wrong with this token."""
+        if self.status not in TOKEN_STATUSES:
+            raise StoreError(
+                f"status must be one of {', '.join(TOKEN_STATUSES)}, not {self.status!r}"
+            )
+        if not self.id_tag or len(self.id_tag) > 20:
+            raise StoreError(f"id tag must be 1 to 20 characters: {self.id_tag!r}")
+        if self.parent_id_tag is not None and len(self.parent_id_tag) > 20:
+            raise StoreError(f"parent id tag must be at most 20 characters: {self.parent_id_tag!r}")
+        if self.max_active_transactions is not None and self.max_active_transactions < 1:
+            raise StoreError("max active transactions must be at least 1")
 
 
 class SqliteStore:
@@ -126,24 +151,31 @@ class SqliteStore:
 
     def add_station(self, station_id: str, security_profile: int = 0) -> bool:
         """Register a station (accepted at its next boot); False if it was registered."""
+        return self.add_stations([(station_id, security_profile)]) == 1
+
+    def add_stations(self, stations: Sequence[tuple[str, int]]) -> int:
+        """Register stations in one transaction; return how many were not registered yet."""
         now = to_text(datetime.now(UTC))
+        added = 0
         with self._write():
-            row = self._db.execute(
-                "SELECT registered FROM stations WHERE id = ?", (station_id,)
-            ).fetchone()
-            if row is not None and row[0]:
-                return False
-            self._db.execute(
-                """
-                INSERT INTO stations (id, registered, registration_status, security_profile,
-                    created_at)
-                VALUES (?, 1, NULL, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET registered = 1,
-                    security_profile = excluded.security_profile
-                """,
-                (station_id, security_profile, now),
-            )
-            return True
+            for station_id, security_profile in stations:
+                row = self._db.execute(
+                    "SELECT registered FROM stations WHERE id = ?", (station_id,)
+                ).fetchone()
+                if row is not None and row[0]:
+                    continue
+                self._db.execute(
+                    """
+                    INSERT INTO stations (id, registered, registration_status,
+                        security_profile, created_at)
+                    VALUES (?, 1, NULL, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET registered = 1,
+                        security_profile = excluded.security_profile
+                    """,
+                    (station_id, security_profile, now),
+                )
+                added += 1
+        return added
 
     def list_stations(self) -> list[dict[str, Any]]:
         return self._rows(
@@ -183,15 +215,17 @@ class SqliteStore:
         parent_id_tag: str | None = None,
         max_active_transactions: int | None = None,
     ) -> None:
-        if status not in TOKEN_STATUSES:
-            raise StoreError(f"status must be one of {', '.join(TOKEN_STATUSES)}, not {status!r}")
-        if not id_tag or len(id_tag) > 20:
-            raise StoreError(f"id tag must be 1 to 20 characters: {id_tag!r}")
-        if max_active_transactions is not None and max_active_transactions < 1:
-            raise StoreError("max active transactions must be at least 1")
+        self.upsert_tokens(
+            [TokenRow(id_tag, status, expiry, parent_id_tag, max_active_transactions)]
+        )
+
+    def upsert_tokens(self, tokens: Sequence[TokenRow]) -> None:
+        """Add or update tokens in one transaction: all of them, or none if one is invalid."""
+        for token in tokens:
+            token.check()
         now = to_text(datetime.now(UTC))
         with self._write():
-            self._db.execute(
+            self._db.executemany(
                 """
                 INSERT INTO id_tokens (id_tag, status, expiry, parent_id_tag,
                     max_active_transactions, created_at, updated_at)
@@ -201,7 +235,18 @@ class SqliteStore:
                     max_active_transactions = excluded.max_active_transactions,
                     updated_at = excluded.updated_at
                 """,
-                (id_tag, status, to_text(expiry), parent_id_tag, max_active_transactions, now, now),
+                [
+                    (
+                        t.id_tag,
+                        t.status,
+                        to_text(t.expiry),
+                        t.parent_id_tag,
+                        t.max_active_transactions,
+                        now,
+                        now,
+                    )
+                    for t in tokens
+                ],
             )
 
     def set_token_status(self, id_tag: str, status: str) -> None:

@@ -9,9 +9,9 @@ def to_text(moment: datetime | None) -> str | None:
     """UTC ISO 8601 with microseconds; a naive moment is taken as UTC."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:  # the common case (parsed "Z", datetime.now(UTC)) skips this
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def from_text(text: str | None) -> datetime | None:

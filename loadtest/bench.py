@@ -1,0 +1,729 @@
+"""Side-by-side benchmark: our CSMS against the `ocpp` quick-start reference, in one run.
+
+Owns: starting each server as a subprocess pinned to one CPU, running the load generator
+(`loadtest.loadgen`) pinned to another, the idle-connections memory measurement (the server's
+RSS before and after opening N idle, booted connections), and the report: a table with both
+servers, the ratios ours/reference, the targets and whether they are met, and JSON.
+
+    python -m loadtest.bench [--chargers 200] [--duration 20] [--idle-connections 5000]
+                             [--skip-memory] [--json PATH]
+
+Every server process gets a fresh database, listens on loopback only, and is killed at the end
+whatever happens. `--ours reference` benchmarks the reference against itself (a dry run of the
+bench without our server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import psutil
+
+from loadtest.loadgen import raise_nofile_limit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+SERVER_START_TIMEOUT_S = 60.0
+SETTLE_S = 2.0
+_PR_SET_PDEATHSIG = 1
+
+TARGET_THROUGHPUT_RATIO = 2.0
+TARGET_P99_RATIO = 0.5
+TARGET_KB_PER_CONNECTION = 25.0
+
+
+class BenchError(Exception):
+    """A server or the load generator did not do its part; the message says which and why."""
+
+
+def progress(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cpus:
+    """The CPUs the server and the load generator are pinned to (None: not pinned)."""
+
+    server: int | None
+    load: int | None
+
+    @classmethod
+    def pick(cls) -> Cpus:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            return cls(None, None)
+        return cls(available[0], available[1])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this (child) process when the bench dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the finally blocks still apply
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_setup(cpu: int | None) -> Callable[[], None]:
+    """What a child does before exec: pin itself to `cpu`, raise its open-file limit, and
+    arrange to die with the bench."""
+
+    def setup() -> None:
+        die_with_parent()
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        raise_nofile_limit()
+
+    return setup
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.update(extra or {})
+    return env
+
+
+def spawn(
+    argv: list[str],
+    cpu: int | None,
+    env: dict[str, str],
+    cwd: Path,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = subprocess.PIPE,
+    stderr: IO[bytes] | None = None,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        env=env,
+        preexec_fn=child_setup(cpu),
+        start_new_session=True,  # a Ctrl-C on the bench reaches the children only through us
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; always reaps the process."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):  # a broken pipe has nothing left to flush
+                stream.close()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class ServerSpec:
+    """How to start one of the two servers."""
+
+    label: str
+    kind: str  # "csms" or "reference"
+
+    def command(self, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        if self.kind == "reference":
+            argv = [sys.executable, "-m", "loadtest.bench_reference", "--host", HOST]
+            return [*argv, "--port", str(port)], child_env()
+        return [sys.executable, "-m", "csms", "serve"], child_env(csms_env(workdir, port))
+
+
+def csms_env(workdir: Path, port: int) -> dict[str, str]:
+    return {
+        "CSMS_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "CSMS_OCPP_HOST": HOST,
+        "CSMS_OCPP_PORT": str(port),
+        "CSMS_API_HOST": HOST,
+        "CSMS_API_PORT": str(free_port()),
+        "CSMS_UNKNOWN_STATIONS": "accept",
+        "CSMS_LOG_LEVEL": "warning",
+    }
+
+
+@dataclass
+class RunningServer:
+    spec: ServerSpec
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://{HOST}:{self.port}/ocpp/"
+
+    def rss_kb(self) -> float:
+        return float(psutil.Process(self.process.pid).memory_info().rss) / 1024.0
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise BenchError(
+                f"{self.spec.label} server exited with code {code}; log:\n{tail(self.log)}"
+            )
+
+
+def wait_for_port(server: RunningServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server.check_alive()
+        try:
+            with socket.create_connection((HOST, server.port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"{server.spec.label} server did not listen within {timeout:.0f} s")
+
+
+@contextmanager
+def running_server(
+    spec: ServerSpec, workdir: Path, cpu: int | None, tokens: int = 0
+) -> Iterator[RunningServer]:
+    """Start the server in `workdir`, wait until it listens, and always kill it afterwards.
+
+    Our server first gets `tokens` id tags (TAG0000...) registered as Accepted.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv, env = spec.command(port, workdir)
+    if tokens and spec.kind == "csms":
+        import_tokens(env, workdir, tokens)
+    log = workdir / "server.log"
+    with log.open("wb") as log_file:
+        process = spawn(argv, cpu, env, workdir, stdout=log_file, stderr=log_file)
+    server = RunningServer(spec, process, port, workdir, log)
+    try:
+        wait_for_port(server, SERVER_START_TIMEOUT_S)
+        yield server
+    finally:
+        stop_process(process)
+
+
+def import_tokens(env: dict[str, str], workdir: Path, count: int) -> None:
+    """Register the load generator's tag pool as Accepted; go on without it if that fails."""
+    csv_path = workdir / "tokens.csv"
+    rows = ["id_tag,status", *(f"TAG{k:04d},Accepted" for k in range(count))]
+    csv_path.write_text("\n".join(rows) + "\n")
+    argv = [sys.executable, "-m", "csms", "tokens", "import", str(csv_path)]
+    try:
+        done = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        progress("token import timed out; unknown tags will read Invalid")
+        return
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        progress(f"token import skipped ({reason[0]}); unknown tags will read Invalid")
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    chargers: int = 200
+    #: Measured seconds per server, split evenly over the rounds.
+    duration: float = 20.0
+    #: Unmeasured seconds at the start of every round's load run.
+    warmup: float = 2.0
+    rounds: int = 4
+    tags: int = 1000
+    idle_connections: int = 5000
+    idle_primer: int = 20
+    skip_memory: bool = False
+    ours: str = "csms"
+
+    @property
+    def segment(self) -> float:
+        return self.duration / self.rounds
+
+
+@dataclass
+class ServerResult:
+    """One server's figures: `load` aggregates its `rounds`; `memory` is the idle run."""
+
+    label: str
+    kind: str
+    rounds: list[dict[str, Any]]
+    load: dict[str, Any] = field(init=False)
+    memory: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.load = aggregate(self.rounds)
+
+    @property
+    def msgs_per_s(self) -> float:
+        return float(self.load["msgs_per_s"])
+
+    @property
+    def p99_ms(self) -> float:
+        return float(self.load["p99_ms"])
+
+    @property
+    def kb_per_connection(self) -> float | None:
+        return None if self.memory is None else float(self.memory["kb_per_connection"])
+
+
+def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per measure: medians over the rounds for rates and percentiles (robust to
+    one noisy round), sums for counts."""
+
+    def median_of(key: str) -> float:
+        return round(statistics.median(float(r[key]) for r in rounds), 3)
+
+    def merged(key: str) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for r in rounds:
+            total.update(r[key])
+        return dict(total)
+
+    return {
+        "rounds": len(rounds),
+        "chargers": rounds[0]["chargers"],
+        "connected": min(int(r["connected"]) for r in rounds),
+        "window_s": round(sum(float(r["window_s"]) for r in rounds), 3),
+        "calls": sum(int(r["calls"]) for r in rounds),
+        "msgs_per_s": median_of("msgs_per_s"),
+        "p50_ms": median_of("p50_ms"),
+        "p99_ms": median_of("p99_ms"),
+        "max_ms": max(float(r["max_ms"]) for r in rounds),
+        "call_errors": sum(int(r["call_errors"]) for r in rounds),
+        "call_error_kinds": merged("call_error_kinds"),
+        "disconnects": merged("disconnects"),
+        "connect_failures": merged("connect_failures"),
+        "authorize_statuses": merged("authorize_statuses"),
+        "boots_not_accepted": sum(int(r["boots_not_accepted"]) for r in rounds),
+        "bad_frames": sum(int(r["bad_frames"]) for r in rounds),
+        "server_calls": sum(int(r["server_calls"]) for r in rounds),
+    }
+
+
+def loadgen_argv(mode: str, url: str, *options: object) -> list[str]:
+    return [sys.executable, "-m", "loadtest.loadgen", mode, "--url", url, *map(str, options)]
+
+
+def measure_load(
+    server: RunningServer, config: BenchConfig, cpus: Cpus, prefix: str
+) -> dict[str, Any]:
+    """One closed-loop load run (one round's segment) against `server`; its JSON result.
+
+    Every round uses fresh charger ids (`prefix`), so no round replays another's messages.
+    """
+    argv = loadgen_argv(
+        "run",
+        server.url,
+        "--chargers", config.chargers,
+        "--duration", config.segment,
+        "--warmup", config.warmup,
+        "--tags", config.tags,
+        "--prefix", prefix,
+    )  # fmt: skip
+    budget = config.warmup + config.segment + 120.0
+    log = server.workdir / "loadgen.log"
+    with log.open("ab") as log_file:
+        process = spawn(argv, cpus.load, child_env(), server.workdir, stderr=log_file)
+    try:
+        out, _ = process.communicate(timeout=budget)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"load generator did not finish within {budget:.0f} s") from None
+    finally:
+        stop_process(process)
+    server.check_alive()
+    lines = out.decode(errors="replace").strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise BenchError(f"load generator failed ({process.returncode}):\n{tail(log)}")
+    result: dict[str, Any] = orjson.loads(lines[-1])
+    return result
+
+
+def read_stage(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    """The next JSON line the idle load generator prints, within `timeout` seconds."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        raise BenchError(f"idle load generator silent for {timeout:.0f} s")
+    line = process.stdout.readline()
+    if not line:
+        raise BenchError(f"idle load generator ended early (code {process.wait(5)})")
+    stage: dict[str, Any] = orjson.loads(line)
+    return stage
+
+
+def proceed(process: subprocess.Popen[bytes]) -> None:
+    """Tell the idle load generator to go on to its next stage."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write(b"go\n")
+        process.stdin.flush()
+    except BrokenPipeError:
+        raise BenchError(f"idle load generator ended early (code {process.wait(5)})") from None
+
+
+def finish_idle(process: subprocess.Popen[bytes]) -> None:
+    """End of input: the idle load generator closes its connections and exits."""
+    if process.stdin is not None and process.poll() is None:
+        try:
+            process.stdin.close()
+            process.wait(15)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            pass
+    stop_process(process)
+
+
+def measure_memory(server: RunningServer, config: BenchConfig, cpus: Cpus) -> dict[str, Any]:
+    """Server RSS with `idle_primer` idle connections open, then with `idle_connections` more;
+    the difference over `idle_connections` is the memory one idle, booted connection costs."""
+    argv = loadgen_argv(
+        "idle",
+        server.url,
+        "--connections", config.idle_connections,
+        "--primer", config.idle_primer,
+    )  # fmt: skip
+    log = server.workdir / "loadgen-idle.log"
+    with log.open("wb") as log_file:
+        process = spawn(
+            argv, cpus.load, child_env(), server.workdir, subprocess.PIPE, stderr=log_file
+        )
+    try:
+        primer = read_stage(process, 120.0)
+        time.sleep(SETTLE_S)
+        before = server.rss_kb()
+        proceed(process)
+        idle = read_stage(process, 120.0 + config.idle_connections / 20.0)
+        time.sleep(SETTLE_S)
+        server.check_alive()
+        after = server.rss_kb()
+    finally:
+        finish_idle(process)
+    opened = int(idle["open"]) - int(primer["open"])
+    return {
+        "connections_requested": config.idle_connections,
+        "connections_open": opened,
+        "failed": idle["failed"],
+        "boots_not_accepted": idle["boots_not_accepted"],
+        "rss_before_kb": round(before),
+        "rss_after_kb": round(after),
+        "kb_per_connection": round((after - before) / opened, 2) if opened > 0 else 0.0,
+    }
+
+
+def measure_throughput(
+    specs: list[ServerSpec], config: BenchConfig, cpus: Cpus, workdir: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """All servers up at once (the idle one sleeps), loaded in turns: round r runs one segment
+    per server, in alternating order (A B, B A, ...), so slow spells of a noisy machine fall
+    on both. Each server has its own fresh database."""
+    rounds: dict[str, list[dict[str, Any]]] = {spec.label: [] for spec in specs}
+    with ExitStack() as stack:
+        servers = []
+        for spec in specs:
+            progress(f"{spec.label}: starting server ({spec.kind}) for the load runs")
+            where = workdir / spec.label / "load"
+            servers.append(
+                stack.enter_context(running_server(spec, where, cpus.server, config.tags))
+            )
+        for r in range(config.rounds):
+            for server in servers if r % 2 == 0 else servers[::-1]:
+                label = server.spec.label
+                result = measure_load(server, config, cpus, prefix=f"R{r}B")
+                rounds[label].append(result)
+                progress(
+                    f"round {r + 1}/{config.rounds} {label}: {result['msgs_per_s']:,.0f} msgs/s, "
+                    f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+                )
+    return rounds
+
+
+def memory_run(spec: ServerSpec, config: BenchConfig, cpus: Cpus, workdir: Path) -> dict[str, Any]:
+    """The idle-connections measurement on a fresh server process."""
+    progress(f"{spec.label}: starting server for {config.idle_connections} idle connections")
+    with running_server(spec, workdir / spec.label / "memory", cpus.server) as server:
+        memory = measure_memory(server, config, cpus)
+    progress(f"{spec.label}: {memory['kb_per_connection']:.1f} KB per idle connection")
+    return memory
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def ratio(ours: float | None, reference: float | None) -> float | None:
+    if ours is None or reference is None or reference == 0:
+        return None
+    return round(ours / reference, 3)
+
+
+@dataclass
+class Verdict:
+    name: str
+    value: float | None
+    target: str
+    met: bool | None
+
+
+def verdicts(ours: ServerResult, reference: ServerResult) -> list[Verdict]:
+    throughput = ratio(ours.msgs_per_s, reference.msgs_per_s)
+    p99 = ratio(ours.p99_ms, reference.p99_ms)
+    kb = ours.kb_per_connection
+    return [
+        Verdict(
+            "throughput ours/reference",
+            throughput,
+            f">= {TARGET_THROUGHPUT_RATIO:g}x",
+            None if throughput is None else throughput >= TARGET_THROUGHPUT_RATIO,
+        ),
+        Verdict(
+            "p99 ours/reference",
+            p99,
+            f"<= {TARGET_P99_RATIO:g}x",
+            None if p99 is None else p99 <= TARGET_P99_RATIO,
+        ),
+        Verdict(
+            "memory per idle connection (KB, ours)",
+            kb,
+            f"<= {TARGET_KB_PER_CONNECTION:g} KB",
+            None if kb is None else kb <= TARGET_KB_PER_CONNECTION,
+        ),
+    ]
+
+
+def _cell(value: float | int | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def format_table(ours: ServerResult, reference: ServerResult) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, mine: float | int | None, theirs: float | int | None, digits: int) -> None:
+        mine_f = None if mine is None else float(mine)
+        theirs_f = None if theirs is None else float(theirs)
+        r = ratio(mine_f, theirs_f)
+        shown = "-" if r is None else f"{r:,.2f}x"
+        rows.append((name, _cell(mine, digits), _cell(theirs, digits), shown))
+
+    add("throughput (msgs/s)", ours.msgs_per_s, reference.msgs_per_s, 0)
+    add("p50 latency (ms)", ours.load["p50_ms"], reference.load["p50_ms"], 2)
+    add("p99 latency (ms)", ours.p99_ms, reference.p99_ms, 2)
+    add("CALLs measured", int(ours.load["calls"]), int(reference.load["calls"]), 0)
+    add("CALLERRORs", int(ours.load["call_errors"]), int(reference.load["call_errors"]), 0)
+    add("memory / idle conn (KB)", ours.kb_per_connection, reference.kb_per_connection, 1)
+    header = ("", f"ours ({ours.kind})", f"reference ({reference.kind})", "ours/ref")
+    return _render([header, *rows])
+
+
+def format_verdicts(results: list[Verdict]) -> str:
+    rows = [("target", "value", "wanted", "met")]
+    for v in results:
+        met = "n/a" if v.met is None else ("yes" if v.met else "NO")
+        rows.append((v.name, _cell(v.value, 2), v.target, met))
+    return _render(rows)
+
+
+def _render(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            row[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+        ]
+        lines.append("  ".join(cells))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def problems(result: ServerResult) -> list[str]:
+    load = result.load
+    found = []
+    if load["call_errors"]:
+        found.append(f"{load['call_errors']} CALLERRORs: {load['call_error_kinds']}")
+    if load["connected"] < load["chargers"]:
+        found.append(f"only {load['connected']} of {load['chargers']} chargers connected")
+    if load["disconnects"]:
+        found.append(f"disconnects: {load['disconnects']}")
+    if load["connect_failures"]:
+        found.append(f"connection failures: {load['connect_failures']}")
+    if load["boots_not_accepted"]:
+        found.append(f"{load['boots_not_accepted']} BootNotifications not Accepted")
+    if load["bad_frames"]:
+        found.append(f"{load['bad_frames']} unparsable or unexpected frames")
+    refused = {k: n for k, n in load["authorize_statuses"].items() if k != "Accepted"}
+    if refused:
+        found.append(f"Authorize answered {refused} (tags not registered?)")
+    memory = result.memory
+    if memory and memory["connections_open"] < memory["connections_requested"]:
+        found.append(
+            f"only {memory['connections_open']} of {memory['connections_requested']} idle "
+            "connections opened"
+        )
+    return found
+
+
+def report(
+    ours: ServerResult, reference: ServerResult, config: BenchConfig, cpus: Cpus
+) -> dict[str, Any]:
+    """The JSON document of the whole run."""
+    return {
+        "config": asdict(config),
+        "cpus": {"server": cpus.server, "loadgen": cpus.load},
+        "servers": {
+            "ours": asdict(ours) | {"problems": problems(ours)},
+            "reference": asdict(reference) | {"problems": problems(reference)},
+        },
+        "ratios": {
+            "throughput": ratio(ours.msgs_per_s, reference.msgs_per_s),
+            "p99": ratio(ours.p99_ms, reference.p99_ms),
+            "memory_per_connection": ratio(ours.kb_per_connection, reference.kb_per_connection),
+        },
+        "targets": [asdict(v) for v in verdicts(ours, reference)],
+    }
+
+
+def rounds_text(config: BenchConfig) -> str:
+    run = f"{config.warmup:g} s warm-up + {config.segment:g} s measured per server"
+    if config.rounds == 1:
+        return f"one round of {run}"
+    return f"{config.rounds} alternating rounds of {run} (figures: medians over the rounds)"
+
+
+def print_report(
+    ours: ServerResult, reference: ServerResult, config: BenchConfig, cpus: Cpus
+) -> None:
+    pinning = (
+        f"server on CPU {cpus.server}, load generator on CPU {cpus.load}"
+        if cpus.server is not None
+        else "NOT pinned (fewer than 2 CPUs available)"
+    )
+    memory = (
+        "no memory run" if config.skip_memory else f"{config.idle_connections} idle connections"
+    )
+    print(
+        f"\nOCPP 1.6J side by side: {config.chargers} chargers; {rounds_text(config)}; "
+        f"{memory}; {pinning}\n"
+    )
+    print(format_table(ours, reference))
+    print()
+    print(format_verdicts(verdicts(ours, reference)))
+    for result in (ours, reference):
+        for problem in problems(result):
+            print(f"warning: {result.label}: {problem}")
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def run_bench(config: BenchConfig, workdir: Path) -> tuple[ServerResult, ServerResult, Cpus]:
+    cpus = Cpus.pick()
+    if cpus.server is None:
+        progress("fewer than 2 CPUs available: server and load generator are not pinned")
+    specs = [ServerSpec("ours", config.ours), ServerSpec("reference", "reference")]
+    rounds = measure_throughput(specs, config, cpus, workdir)
+    ours, reference = (ServerResult(s.label, s.kind, rounds[s.label]) for s in specs)
+    if not config.skip_memory:
+        for result, spec in ((ours, specs[0]), (reference, specs[1])):
+            result.memory = memory_run(spec, config, cpus, workdir)
+    return ours, reference, cpus
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="OCPP 1.6J CSMS side-by-side benchmark.")
+    parser.add_argument("--chargers", type=int, default=200, help="closed-loop chargers")
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="measured seconds per server, all rounds"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating load runs (default: 1 per 5 s)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="unmeasured seconds before each run"
+    )
+    parser.add_argument("--idle-connections", type=int, default=5000)
+    parser.add_argument("--skip-memory", action="store_true", help="no idle-connection run")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument(
+        "--ours",
+        choices=("csms", "reference"),
+        default="csms",
+        help="what plays 'ours' (reference: a dry run of the bench without our server)",
+    )
+    return parser
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    rounds = args.rounds or max(1, min(4, round(args.duration / 5)))
+    config = BenchConfig(
+        chargers=args.chargers,
+        duration=args.duration,
+        rounds=rounds,
+        warmup=args.warmup if args.warmup is not None else min(2.0, args.duration / rounds / 2),
+        idle_connections=args.idle_connections,
+        skip_memory=args.skip_memory,
+        ours=args.ours,
+    )
+    raise_nofile_limit()
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server and generator.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with tempfile.TemporaryDirectory(prefix="csms-bench-") as tmp:
+            ours, reference, cpus = run_bench(config, Path(tmp))
+    except BenchError as exc:
+        sys.stderr.write(f"bench: error: {exc}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("bench: interrupted\n")
+        sys.exit(130)
+    print_report(ours, reference, config, cpus)
+    if args.json is not None:
+        args.json.write_bytes(
+            orjson.dumps(report(ours, reference, config, cpus), option=orjson.OPT_INDENT_2)
+        )
+
+
+if __name__ == "__main__":
+    main()
