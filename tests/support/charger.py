@@ -39,7 +39,9 @@ class TestCharger:
 
     async def call(self, action: str, payload: dict[str, Any]) -> list[Any]:
         """Send a CALL and return the CALLRESULT or CALLERROR frame as a list."""
-        return await self.send_raw(orjson.dumps([2, str(next(self._ids)), action, payload]).decode())
+        return await self.send_raw(
+            orjson.dumps([2, str(next(self._ids)), action, payload]).decode()
+        )
 
     async def send_raw(self, text: str) -> list[Any]:
         await self.ws.send_message(text)
