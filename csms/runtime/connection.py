@@ -68,6 +68,7 @@ class ChargerConnection:
         "_wall_clock",
         "_ws",
         "accepted",
+        "last_alive",
         "last_heard",
         "pinging",
         "remote",
@@ -105,7 +106,10 @@ class ChargerConnection:
             log_context={"station_id": station_id},
         )
         self.accepted = False
+        #: When the charger last sent an OCPP message (offline detection) ...
         self.last_heard = trio.current_time()
+        #: ... or anything at all, a pong included (keepalive pings).
+        self.last_alive = self.last_heard
         self._pending: ReplySlot[dict[str, Any]] | None = None
         self._mailbox: list[Command] = []
         self._closed = False
@@ -158,6 +162,8 @@ class ChargerConnection:
             if pong_wait.cancelled_caught:
                 log.warning("no pong: half-open connection", station_id=self.station_id)
                 self.close("offline")
+            else:
+                self.last_alive = trio.current_time()
         except WebSocketClosed:
             pass
         finally:
@@ -196,7 +202,7 @@ class ChargerConnection:
             while True:
                 text = await ws.receive()
                 now = trio.current_time()
-                self.last_heard = now
+                self.last_heard = self.last_alive = now
                 event = self.session.receive(text, now)
                 if isinstance(event, CallReceived):
                     await self._answer(event.call)

@@ -1,7 +1,7 @@
 """The keepalive watch: one task for all connections, not one per connection.
 
-A connection quiet for `ping_interval` gets a WebSocket ping; no pong within `ping_timeout`
-means a half-open socket, and it is closed. A station silent (no OCPP message) beyond its
+A connection with no traffic (messages or pongs) for `ping_interval` gets a WebSocket ping;
+no pong within `ping_timeout` means a half-open socket, and it is closed. A station silent (no OCPP message) beyond its
 heartbeat allowance is offline, and it is closed too. Idle connections are most
 connections; a timer task in each would cost memory in each.
 """
@@ -28,9 +28,10 @@ async def watch_connections(
             await trio.sleep(tick)
             now = trio.current_time()
             for connection in registry:
-                quiet = now - connection.last_heard
-                if quiet >= offline_after:
+                if now - connection.last_heard >= offline_after:
                     connection.close("offline")
-                elif quiet >= settings.ping_interval and not connection.pinging:
+                elif (
+                    now - connection.last_alive >= settings.ping_interval and not connection.pinging
+                ):
                     connection.pinging = True
                     pings.start_soon(connection.ping, settings.ping_timeout)

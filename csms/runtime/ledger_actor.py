@@ -100,6 +100,7 @@ class LedgerActor:
         try:
             await trio.to_thread.run_sync(self._store.commit)
         except Exception as exc:
+            self._store.rollback()
             self._fail([request for request, _ in durable_only], exc)
             return
         self.stats.batches += 1

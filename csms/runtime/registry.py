@@ -51,6 +51,7 @@ class Connection(Protocol):
     station_id: str
     remote: str
     last_heard: float
+    last_alive: float
     pinging: bool
 
     @property

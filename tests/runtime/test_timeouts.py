@@ -26,6 +26,7 @@ from runtime_harness import (
 )
 from support.charger import TestCharger
 from trio_websocket import ConnectionClosed
+from wsproto.events import Ping
 
 from csms.config import Settings
 from csms.runtime.registry import CommandTimeout
@@ -247,3 +248,26 @@ async def test_peer_that_answers_pings_is_kept(tmp_path: Path, autojump_clock: C
             assert store.events("CP-PONG", "offline") == []
             assert (await charger.call("Heartbeat", {}))[0] == 3
             nursery.cancel_scope.cancel()
+
+
+async def test_an_answering_peer_is_pinged_once_per_quiet_interval(
+    tmp_path: Path, autojump_clock: Clock
+) -> None:
+    settings = _settings(tmp_path, heartbeat_interval=4000, ping_interval=60.0, ping_timeout=20.0)
+    async with memory_csms(settings) as server:
+        peer = await WsprotoPeer.connect(server)
+        await peer.open("CP-COUNT")
+        assert (await peer.call("BootNotification", BOOT))[2]["status"] == "Accepted"
+        pings = 0
+        with trio.move_on_after(600):
+            while True:
+                for event in peer.ws.events():
+                    if isinstance(event, Ping):
+                        pings += 1
+                        await peer.stream.send_all(peer.ws.send(event.response()))
+                data = await peer.stream.receive_some(65536)
+                assert data, "the server closed a connection that answers its pings"
+                peer.ws.receive_data(data)
+        # A pong counts as traffic: one ping per quiet ping_interval, not one per tick.
+        assert 600 / 60 - 2 <= pings <= 600 / 60 + 1
+        assert "CP-COUNT" in server.registry
