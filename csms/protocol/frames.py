@@ -73,9 +73,12 @@ def parse_frame(text: str | bytes) -> Frame:
             FormationViolation(f"message is not valid JSON: {exc}"), UNKNOWN_MESSAGE_ID
         ) from None
     if not isinstance(message, list) or len(message) < 3:
+        # A short reply is dropped like any broken reply; anything else is answered.
+        is_reply = isinstance(message, list) and bool(message) and message[0] in (3, 4)
         raise MalformedFrame(
             FormationViolation("message is not a JSON array of at least 3 elements"),
             UNKNOWN_MESSAGE_ID,
+            answerable=not is_reply,
         )
     type_id, message_id = message[0], message[1]
     if not isinstance(message_id, str) or not message_id:

@@ -30,8 +30,9 @@ log = structlog.get_logger("csms.server")
 
 
 def station_id_from_path(path: str) -> str:
-    """The charge point id of a request path: its last non-empty segment, URL-decoded."""
-    raw = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    """The charge point id of a request path: its last segment, URL-decoded."""
+    # "/ocpp/" names no id (its last segment is empty); it is not the station "ocpp".
+    raw = path.split("?", 1)[0].rsplit("/", 1)[-1]
     if not raw:
         raise BadStationId("the URL names no charge point id (expected /ocpp/{id})")
     return validate_station_id(unquote(raw))

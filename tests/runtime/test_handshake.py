@@ -71,8 +71,9 @@ async def test_any_path_prefix_and_last_segment_is_the_id(csms: Csms) -> None:
         ("/ocpp/CP%2F1", "may hold only"),
         ("/ocpp/CP%001", "may hold only"),
         ("/", "names no charge point id"),
+        ("/ocpp/", "names no charge point id"),
     ],
-    ids=["too-long", "encoded-slash", "nul", "empty"],
+    ids=["too-long", "encoded-slash", "nul", "empty", "prefix-only"],
 )
 async def test_bad_station_ids_are_refused(csms: Csms, path: str, reason: str) -> None:
     refusal = await _rejection(csms.ocpp_port, path, ["ocpp1.6"])
