@@ -140,10 +140,13 @@ class LedgerRules:
 
     # -- authorization and transactions -------------------------------------------------
 
-    def _id_tag_info(self, tx: LedgerTx, id_tag: str, event_time: Any) -> IdTagInfo:
+    def _id_tag_info(
+        self, tx: LedgerTx, id_tag: str, event_time: Any, *, already_counted: int = 0
+    ) -> IdTagInfo:
+        """`already_counted`: active transactions of this tag that are the one being decided."""
         token = tx.get_token(id_tag)
         parent = tx.get_token(token.parent_id_tag) if token and token.parent_id_tag else None
-        active = tx.count_active_transactions(id_tag) if token else 0
+        active = tx.count_active_transactions(id_tag) - already_counted if token else 0
         return authorize(token, parent, event_time, active)
 
     def authorize(self, tx: LedgerTx, event: AuthorizeRequested) -> Reply:
@@ -163,7 +166,9 @@ class LedgerRules:
             event.station_id, event.connector_id, event.id_tag, event.timestamp
         )
         if existing is not None:
-            info = self._id_tag_info(tx, event.id_tag, event.received_at)
+            # A retry: the transaction it started must not count against its own token's limit.
+            counted = 1 if existing.status is TransactionStatus.ACTIVE else 0
+            info = self._id_tag_info(tx, event.id_tag, event.received_at, already_counted=counted)
             return StartDecision(existing.id, info)
         info = self._id_tag_info(tx, event.id_tag, event.received_at)
         previous = tx.active_transaction_on_connector(event.station_id, event.connector_id)
@@ -213,6 +218,7 @@ class LedgerRules:
             reported,
             event.samples,
             event.received_at,
+            record.anomalies if record else (),
         )
         return Ack()
 
@@ -232,7 +238,7 @@ class LedgerRules:
             return StopDecision(info)
         start = record.meter_start_wh or 0
         flags = [] if event.meter_stop_wh >= start else ["stop_below_start"]
-        self._store_samples(
+        sample_anomalies = self._store_samples(
             tx,
             event.station_id,
             record.connector_id,
@@ -241,7 +247,10 @@ class LedgerRules:
             None,
             event.samples,
             event.received_at,
+            record.anomalies,
         )
+        if flags:
+            flags = sorted({*record.anomalies, *sample_anomalies, *flags})
         tx.update_transaction(
             record.id,
             {
@@ -312,9 +321,14 @@ class LedgerRules:
         reported_transaction_id: int | None,
         samples: tuple[MeterSample, ...],
         received_at: Any,
-    ) -> None:
+        known_anomalies: tuple[str, ...] = (),
+    ) -> list[str]:
+        """Store samples, flagging register anomalies; return the anomalies newly stored.
+
+        `known_anomalies` are the transaction's earlier ones, kept beside the new ones.
+        """
         if not samples:
-            return
+            return []
         flagged: list[tuple[MeterSample, str | None]] = []
         anomalies: list[str] = []
         for sample in sorted(samples, key=lambda s: s.timestamp):
@@ -341,7 +355,7 @@ class LedgerRules:
             if previous is not None:
                 values = {"last_meter_wh": previous.wh, "last_meter_at": previous.timestamp}
             if anomalies:
-                values["anomalies"] = ",".join(sorted(set(anomalies)))
+                values["anomalies"] = ",".join(sorted({*known_anomalies, *anomalies}))
                 values["needs_reconciliation"] = 1
             if values:
                 tx.update_transaction(transaction_id, values)
@@ -352,6 +366,7 @@ class LedgerRules:
                 received_at,
                 {"transaction_id": transaction_id, "anomalies": anomalies},
             )
+        return anomalies if inserted else []
 
 
 _HANDLERS: dict[type, Callable[[LedgerRules, LedgerTx, Any], Reply]] = {

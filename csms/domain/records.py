@@ -54,3 +54,5 @@ class TransactionRecord:
     reported_transaction_id: int | None
     #: The last energy register reading the ledger holds (the start value at first).
     last_register: RegisterReading | None = None
+    #: The anomalies flagged on this transaction so far.
+    anomalies: tuple[str, ...] = ()

@@ -251,10 +251,15 @@ class OcppSession:
         return pending, encode_call(message_id, action, payload)
 
     def reply_result(self, message_id: str, payload: dict[str, Any]) -> str:
-        """Answer the peer's CALL in flight with a CALLRESULT."""
-        call = self._take_inbound(message_id)
+        """Answer the peer's CALL in flight with a CALLRESULT.
+
+        An invalid payload raises its OCPP error and leaves the CALL in flight, so that it
+        can still be answered with `reply_error`.
+        """
+        call = self._inbound_call(message_id)
         if self.validate_outgoing:
             schemas.validate_response(self.version, call.action, payload)
+        self._inbound = None
         return encode_result(message_id, payload)
 
     def reply_error(self, message_id: str, error: OcppError) -> str:
@@ -262,10 +267,14 @@ class OcppSession:
         self._take_inbound(message_id)
         return self._error_text(message_id, error)
 
-    def _take_inbound(self, message_id: str) -> Call:
+    def _inbound_call(self, message_id: str) -> Call:
         call = self._inbound
         if call is None or call.message_id != message_id:
             raise NoSuchCall(f"no CALL {message_id!r} of the peer is in flight")
+        return call
+
+    def _take_inbound(self, message_id: str) -> Call:
+        call = self._inbound_call(message_id)
         self._inbound = None
         return call
 

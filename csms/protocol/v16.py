@@ -5,8 +5,9 @@ Also names which actions go in which direction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from csms.domain.events import (
@@ -82,14 +83,17 @@ CSMS_ACTIONS = frozenset(
 
 
 def iso(moment: datetime) -> str:
-    """An OCPP timestamp: ISO 8601 in UTC with a Z."""
+    """An OCPP timestamp: ISO 8601 in UTC with a Z (a naive moment is taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     text = moment.isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z") if text.endswith("+00:00") else text + "Z"
 
 
 def parse_time(text: str, field: str = "timestamp") -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        # RFC 3339 (the schemas' date-time) allows a lower-case "t" and "z".
+        return datetime.fromisoformat(text.upper())
     except ValueError:
         raise PropertyConstraintViolation(f"{field} is not an ISO 8601 date-time") from None
 
@@ -106,6 +110,8 @@ def _samples(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
                 numeric: float | None = float(value)
             except ValueError:
                 numeric = None
+            if numeric is not None and not math.isfinite(numeric):
+                numeric = None  # "NaN", "inf" are no meter reading (and SQLite stores NaN as NULL)
             samples.append(
                 MeterSample(
                     timestamp=timestamp,

@@ -1,9 +1,9 @@
 """The keepalive watch: one task for all connections, not one per connection.
 
 A connection with no traffic (messages or pongs) for `ping_interval` gets a WebSocket ping;
-no pong within `ping_timeout` means a half-open socket, and it is closed. A station silent (no OCPP message) beyond its
-heartbeat allowance is offline, and it is closed too. Idle connections are most
-connections; a timer task in each would cost memory in each.
+no pong within `ping_timeout` means a half-open socket, and it is closed. A station silent
+(no OCPP message) beyond its heartbeat allowance is offline, and it is closed too. Idle
+connections are most connections; a timer task in each would cost memory in each.
 """
 
 from __future__ import annotations

@@ -250,6 +250,7 @@ class SqliteStore:
             )
 
     def set_token_status(self, id_tag: str, status: str) -> None:
+        TokenRow(id_tag, status).check()
         with self._write():
             cursor = self._db.execute(
                 "UPDATE id_tokens SET status = ?, updated_at = ? WHERE id_tag = ?",

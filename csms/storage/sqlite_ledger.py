@@ -46,7 +46,8 @@ _TRANSACTION_COLUMNS = frozenset(
 _STATION_FIELDS = frozenset({"firmware_status", "diagnostics_status"})
 _TRANSACTION_SELECT = (
     "SELECT id, station_id, connector_id, id_tag, meter_start_wh, started_at, meter_stop_wh,"
-    " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at FROM transactions"
+    " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at, anomalies"
+    " FROM transactions"
 )
 
 
@@ -69,6 +70,7 @@ def _transaction(row: tuple[Any, ...] | None) -> TransactionRecord | None:
             if row[10] is None or row[11] is None
             else RegisterReading(row[10], _moment(row[11]))
         ),
+        anomalies=tuple(row[12].split(",")) if row[12] else (),
     )
 
 
