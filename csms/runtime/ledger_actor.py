@@ -49,10 +49,14 @@ class LedgerActor:
         *,
         queue_size: int = 8192,
         max_batch: int = 1024,
+        commit_in_thread: bool = True,
     ) -> None:
         self._store = store
         self._rules = rules
         self._max_batch = max_batch
+        # Virtual time (a MockClock that jumps when the loop is idle) must not see the loop
+        # idle while a thread commits: it would jump past every deadline. Commit inline there.
+        self._commit_in_thread = commit_in_thread
         self._send, self._receive = trio.open_memory_channel[_Request](queue_size)
         self.stats = LedgerStats()
 
@@ -98,7 +102,11 @@ class LedgerActor:
                 # Not transaction data: it may be answered before the commit.
                 self._deliver(request, outcome)
         try:
-            await trio.to_thread.run_sync(self._store.commit)
+            if self._commit_in_thread:
+                await trio.to_thread.run_sync(self._store.commit)
+            else:
+                self._store.commit()
+                await trio.lowlevel.checkpoint()
         except Exception as exc:
             self._store.rollback()
             self._fail([request for request, _ in durable_only], exc)

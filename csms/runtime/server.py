@@ -111,20 +111,30 @@ class Csms:
         await connection.run()
 
     async def serve_ocpp(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        listen: bool = True,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        """Serve connections until cancelled: on the TCP port, and whatever streams a host
+        hands to `handle_stream` (they need `background`, which this provides)."""
         settings = self.settings
-        self.listeners = await trio.open_tcp_listeners(settings.ocpp_port, host=settings.ocpp_host)
+        if listen:
+            self.listeners = await trio.open_tcp_listeners(
+                settings.ocpp_port, host=settings.ocpp_host
+            )
         async with trio.open_nursery() as handlers:
             self.background = handlers
             await handlers.start(watch_connections, self.registry, settings)
-            await handlers.start(
-                partial(trio.serve_listeners, handler_nursery=handlers),
-                self.handle_stream,
-                self.listeners,
-            )
-            log.info("OCPP endpoint listening", host=settings.ocpp_host, port=self.ocpp_port)
+            if listen:
+                await handlers.start(
+                    partial(trio.serve_listeners, handler_nursery=handlers),
+                    self.handle_stream,
+                    self.listeners,
+                )
+                log.info("OCPP endpoint listening", host=settings.ocpp_host, port=self.ocpp_port)
             task_status.started()
+            await trio.sleep_forever()
 
 
 async def run_csms(
@@ -132,9 +142,16 @@ async def run_csms(
     *,
     store: Store | None = None,
     wall_clock: WallClock = utc_now,
+    virtual_time: bool = False,
+    listen: bool = True,
     task_status: trio.TaskStatus[Csms] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the CSMS until cancelled: the ledger actor and the OCPP endpoint."""
+    """Run the CSMS until cancelled: the ledger actor and the OCPP endpoint.
+
+    `virtual_time` is for hosts that run it under a jumping MockClock (the simulator's
+    in-process mode): commits then run inline. With `listen=False` no TCP port is opened;
+    streams are handed to `Csms.handle_stream` by the host.
+    """
     own_store = store is None
     the_store: Store = store if store is not None else open_store(settings.database_url)
     the_store.mark_all_offline()
@@ -142,7 +159,11 @@ async def run_csms(
         unknown_stations=settings.unknown_stations, heartbeat_interval=settings.heartbeat_interval
     )
     ledger = LedgerActor(
-        the_store, rules, queue_size=settings.ledger_queue_size, max_batch=settings.ledger_max_batch
+        the_store,
+        rules,
+        queue_size=settings.ledger_queue_size,
+        max_batch=settings.ledger_max_batch,
+        commit_in_thread=not virtual_time,
     )
     csms = Csms(settings, ledger, ConnectionRegistry(), wall_clock=wall_clock)
     # The ledger outlives the connections: their last words (disconnects) still get recorded.
@@ -158,7 +179,7 @@ async def run_csms(
             await nursery.start(run_ledger)
             try:
                 async with trio.open_nursery() as services:
-                    await services.start(csms.serve_ocpp)
+                    await services.start(partial(csms.serve_ocpp, listen=listen))
                     task_status.started(csms)
             finally:
                 ledger_scope.cancel()
