@@ -219,6 +219,7 @@ class LedgerRules:
             event.samples,
             event.received_at,
             record.anomalies if record else (),
+            record.register_offset_wh if record else 0.0,
         )
         return Ack()
 
@@ -237,8 +238,7 @@ class LedgerRules:
                 )
             return StopDecision(info)
         start = record.meter_start_wh or 0
-        flags = [] if event.meter_stop_wh >= start else ["stop_below_start"]
-        sample_anomalies = self._store_samples(
+        stored = self._store_samples(
             tx,
             event.station_id,
             record.connector_id,
@@ -248,9 +248,26 @@ class LedgerRules:
             event.samples,
             event.received_at,
             record.anomalies,
+            record.register_offset_wh,
         )
+        offset = stored.offset_wh
+        flags: list[str] = []
+        stop_reading = RegisterReading(float(event.meter_stop_wh), event.timestamp)
+        trusted = "implausible_jump" not in {*record.anomalies, *stored.anomalies}
+        if (
+            trusted
+            and stored.last is not None
+            and register_anomaly(stored.last, stop_reading) == "register_reset"
+        ):
+            # The meter was reset after its last sample: it counts from zero again. (After
+            # an implausible jump the last reading is not trusted, and nothing is guessed.)
+            offset += stored.last.wh
+            flags.append("register_reset")
+        energy = event.meter_stop_wh - start + offset
+        if energy < 0:
+            flags.append("stop_below_start")
         if flags:
-            flags = sorted({*record.anomalies, *sample_anomalies, *flags})
+            flags = sorted({*record.anomalies, *stored.anomalies, *flags})
         tx.update_transaction(
             record.id,
             {
@@ -260,7 +277,8 @@ class LedgerRules:
                     else record.status.value
                 ),
                 "meter_stop_wh": event.meter_stop_wh,
-                "energy_wh": max(0, event.meter_stop_wh - start),
+                "energy_wh": max(0, round(energy)),
+                "register_offset_wh": offset,
                 "ended_at": event.timestamp,
                 "stop_received_at": event.received_at,
                 "stop_reason": event.reason,
@@ -322,19 +340,27 @@ class LedgerRules:
         samples: tuple[MeterSample, ...],
         received_at: Any,
         known_anomalies: tuple[str, ...] = (),
-    ) -> list[str]:
-        """Store samples, flagging register anomalies; return the anomalies newly stored.
+        known_offset_wh: float = 0.0,
+    ) -> _Stored:
+        """Store samples, flagging register anomalies.
 
-        `known_anomalies` are the transaction's earlier ones, kept beside the new ones.
+        `known_anomalies` are the transaction's earlier ones, kept beside the new ones. A
+        reset (the register falls to about zero) adds the reading before it to the
+        transaction's register offset, so its energy stays right.
         """
         if not samples:
-            return []
+            return _Stored([], previous, known_offset_wh)
+        offset = known_offset_wh
         flagged: list[tuple[MeterSample, str | None]] = []
         anomalies: list[str] = []
         for sample in sorted(samples, key=lambda s: s.timestamp):
             anomaly = None
-            if is_register(sample):
+            # A reading older than the latest one (a StopTransaction's Transaction.Begin or
+            # StopTxnSampledData values) was superseded: not judged against a later reading.
+            if is_register(sample) and (previous is None or sample.timestamp >= previous.timestamp):
                 anomaly = register_anomaly(previous, sample)
+                if anomaly == "register_reset" and previous is not None:
+                    offset += previous.wh
                 if sample.wh is not None:
                     previous = RegisterReading(sample.wh, sample.timestamp)
                 if anomaly:
@@ -357,6 +383,8 @@ class LedgerRules:
             if anomalies:
                 values["anomalies"] = ",".join(sorted({*known_anomalies, *anomalies}))
                 values["needs_reconciliation"] = 1
+            if offset != known_offset_wh:
+                values["register_offset_wh"] = offset
             if values:
                 tx.update_transaction(transaction_id, values)
         if anomalies and inserted:
@@ -366,7 +394,18 @@ class LedgerRules:
                 received_at,
                 {"transaction_id": transaction_id, "anomalies": anomalies},
             )
-        return anomalies if inserted else []
+        if not inserted:
+            return _Stored([], previous, known_offset_wh)
+        return _Stored(anomalies, previous, offset)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What storing samples came to: new anomalies, the last register reading, the offset."""
+
+    anomalies: list[str]
+    last: RegisterReading | None
+    offset_wh: float
 
 
 _HANDLERS: dict[type, Callable[[LedgerRules, LedgerTx, Any], Reply]] = {

@@ -29,7 +29,9 @@ def is_register(sample: MeterSample) -> bool:
     return sample.measurand == ENERGY_REGISTER and sample.phase is None and sample.wh is not None
 
 
-def register_anomaly(previous: RegisterReading | None, sample: MeterSample) -> str | None:
+def register_anomaly(
+    previous: RegisterReading | None, sample: MeterSample | RegisterReading
+) -> str | None:
     """Name what is wrong with a register reading after `previous`, or None if plausible."""
     if previous is None or sample.wh is None:
         return None

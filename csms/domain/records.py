@@ -56,3 +56,6 @@ class TransactionRecord:
     last_register: RegisterReading | None = None
     #: The anomalies flagged on this transaction so far.
     anomalies: tuple[str, ...] = ()
+    #: Energy (Wh) the register counted before it was reset during the transaction: the
+    #: session's energy is meter stop - meter start + this.
+    register_offset_wh: float = 0.0

@@ -118,6 +118,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_station ON events (station_id, id);
     """,
+    # 2: energy counted before a meter reset within a transaction
+    """
+    ALTER TABLE transactions ADD COLUMN register_offset_wh REAL NOT NULL DEFAULT 0
+    """,
 ]
 
 

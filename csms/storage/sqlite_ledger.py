@@ -39,6 +39,7 @@ _TRANSACTION_COLUMNS = frozenset(
         "reported_transaction_id",
         "needs_reconciliation",
         "anomalies",
+        "register_offset_wh",
         "last_meter_wh",
         "last_meter_at",
     }
@@ -46,7 +47,8 @@ _TRANSACTION_COLUMNS = frozenset(
 _STATION_FIELDS = frozenset({"firmware_status", "diagnostics_status"})
 _TRANSACTION_SELECT = (
     "SELECT id, station_id, connector_id, id_tag, meter_start_wh, started_at, meter_stop_wh,"
-    " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at, anomalies"
+    " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at, anomalies,"
+    " register_offset_wh"
     " FROM transactions"
 )
 
@@ -71,6 +73,7 @@ def _transaction(row: tuple[Any, ...] | None) -> TransactionRecord | None:
             else RegisterReading(row[10], _moment(row[11]))
         ),
         anomalies=tuple(row[12].split(",")) if row[12] else (),
+        register_offset_wh=float(row[13] or 0),
     )
 
 

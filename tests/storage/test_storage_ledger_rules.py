@@ -715,3 +715,27 @@ def test_connection_changes_update_online_state(store: SqliteStore, path: str) -
     )
     store.mark_all_offline()
     assert rows(path, "SELECT online FROM stations") == [{"online": 0}]
+
+
+# -- meter resets inside a transaction -----------------------------------------------------------
+
+
+def test_a_reset_seen_in_meter_values_keeps_the_energy_right(store: SqliteStore, path: str) -> None:
+    tid = started(store, meter_start=1_000).transaction_id
+    apply(store, RULES, meter(tid, register(5_000, at(600))))
+    apply(store, RULES, meter(tid, register(30, at(1200))))  # the meter restarted from zero
+    apply(store, RULES, stop(tid, meter_stop=2_000, timestamp=at(1800)))
+    row = transaction_row(path, tid)
+    # 4,000 Wh before the reset, 2,000 Wh after it.
+    assert row["energy_wh"] == 6_000
+    assert row["register_offset_wh"] == 5_000
+    assert "register_reset" in str(row["anomalies"])
+
+
+def test_a_reset_between_the_last_sample_and_the_stop(store: SqliteStore, path: str) -> None:
+    tid = started(store, meter_start=1_000).transaction_id
+    apply(store, RULES, meter(tid, register(5_000, at(600))))
+    apply(store, RULES, stop(tid, meter_stop=40, timestamp=at(700)))
+    row = transaction_row(path, tid)
+    assert row["energy_wh"] == 4_000 + 40
+    assert set(str(row["anomalies"]).split(",")) == {"register_reset"}
