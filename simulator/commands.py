@@ -1,0 +1,433 @@
+"""How a virtual charger answers every CSMS-initiated OCPP 1.6 call, the way a real one does.
+
+Each handler takes the (schema-valid) request payload and returns the response payload and,
+when the call sets work in motion, a follow-up that runs after the answer has been sent
+(a remote start, a reset, a triggered message, a file transfer). Handlers do not block:
+the charger's reader answers calls in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from csms.protocol import v16
+from csms.protocol.errors import NotImplementedCall
+from simulator import maintenance
+from simulator.config_store import ConfigurationStatus
+from simulator.connectors import ChargeSession, ConnectorState, RemoteStart, Reservation
+from simulator.records import SessionRecord
+from simulator.smart_charging import TX_PROFILE, Electrical, parse_profile
+
+if TYPE_CHECKING:
+    from simulator.chargepoint import VirtualChargePoint
+
+FollowUp = Callable[[], Awaitable[None]]
+Answer = tuple[dict[str, Any], FollowUp | None]
+_RATE_UNITS = {"A": "Current", "W": "Power"}
+
+
+def _status(status: str) -> Answer:
+    return {"status": status}, None
+
+
+class CommandHandlers:
+    def __init__(self, cp: VirtualChargePoint) -> None:
+        self.cp = cp
+        self._handlers: dict[str, Callable[[dict[str, Any]], Answer]] = {
+            "RemoteStartTransaction": self.remote_start,
+            "RemoteStopTransaction": self.remote_stop,
+            "Reset": self.reset,
+            "UnlockConnector": self.unlock_connector,
+            "ChangeAvailability": self.change_availability,
+            "TriggerMessage": self.trigger_message,
+            "ChangeConfiguration": self.change_configuration,
+            "GetConfiguration": self.get_configuration,
+            "ClearCache": self.clear_cache,
+            "SendLocalList": self.send_local_list,
+            "GetLocalListVersion": self.get_local_list_version,
+            "ReserveNow": self.reserve_now,
+            "CancelReservation": self.cancel_reservation,
+            "SetChargingProfile": self.set_charging_profile,
+            "ClearChargingProfile": self.clear_charging_profile,
+            "GetCompositeSchedule": self.get_composite_schedule,
+            "GetDiagnostics": self.get_diagnostics,
+            "UpdateFirmware": self.update_firmware,
+            "DataTransfer": lambda payload: _status("UnknownVendorId"),
+        }
+        self.firmware_pending: str | None = None
+
+    def handle(self, action: str, payload: dict[str, Any]) -> Answer:
+        handler = self._handlers.get(action)
+        if handler is None:
+            raise NotImplementedCall(f"{action} is not implemented by this charger")
+        return handler(payload)
+
+    def _connector(self, connector_id: int | None) -> ConnectorState | None:
+        return self.cp.connectors.get(connector_id) if connector_id is not None else None
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _can_start(self, connector: ConnectorState, id_tag: str) -> bool:
+        reservation = connector.reservation
+        return (
+            connector.operative
+            and not connector.faulted
+            and connector.tx is None
+            and connector.remote_start is None
+            and (reservation is None or reservation.id_tag == id_tag)
+        )
+
+    def remote_start(self, payload: dict[str, Any]) -> Answer:
+        id_tag = payload["idTag"]
+        profile = payload.get("chargingProfile")
+        if profile is not None and profile["chargingProfilePurpose"] != TX_PROFILE:
+            return _status("Rejected")
+        requested = payload.get("connectorId")
+        candidates = (
+            [c for c in [self._connector(requested)] if c is not None]
+            if requested is not None
+            else sorted(self.cp.connectors.values(), key=lambda c: c.vehicle is None)
+        )
+        connector = next((c for c in candidates if self._can_start(c, id_tag)), None)
+        if connector is None:
+            return _status("Rejected")
+        remote = RemoteStart(id_tag, profile)
+        connector.remote_start = remote
+        return {"status": "Accepted"}, partial(self._remote_start_flow, connector, remote)
+
+    async def _remote_start_flow(self, connector: ConnectorState, remote: RemoteStart) -> None:
+        cp = self.cp
+        if cp.config.get_bool("AuthorizeRemoteTxRequests"):
+            status, _ = await cp.authorize(remote.id_tag)
+            if connector.remote_start is not remote:
+                return
+            if status != "Accepted":
+                connector.remote_start = None
+                cp.refuse(connector, remote.id_tag, status, True)
+                return
+        if connector.remote_start is not remote:
+            return
+        remote.ready = True
+        if connector.vehicle is not None and connector.tx is None:
+            self.start_remote(connector, remote)
+            return
+        cp.refresh_status(connector.connector_id)
+        cp.timers.after(
+            ("remote_start", connector.connector_id), cp.config.get_int("ConnectionTimeOut")
+        )
+
+    def start_remote(self, connector: ConnectorState, remote: RemoteStart) -> SessionRecord:
+        return self.cp.begin_transaction(
+            connector, remote.id_tag, via_app=True, profile=remote.profile
+        )
+
+    def remote_stop(self, payload: dict[str, Any]) -> Answer:
+        wanted = payload["transactionId"]
+        for connector in self.cp.connectors.values():
+            if connector.tx is not None and connector.tx.transaction_id == wanted:
+                return {"status": "Accepted"}, partial(self._end, connector, "Remote")
+        return _status("Rejected")
+
+    async def _end(self, connector: ConnectorState, reason: str) -> None:
+        self.cp.end_transaction(connector, reason)
+
+    def transaction_answered(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        tx: ChargeSession | None,
+        result: dict[str, Any],
+    ) -> None:
+        """The CSMS answered a queued transaction message."""
+        cp = self.cp
+        info = result.get("idTagInfo")
+        if info is not None and cp.config.get_bool("AuthorizationCacheEnabled"):
+            cp.local_auth.remember(payload.get("idTag", tx.record.id_tag if tx else ""), info)
+        if action != "StartTransaction" or tx is None:
+            return
+        tx.record.transaction_id = int(result["transactionId"])
+        tx.record.start_status = info["status"] if info else None
+        connector = cp.connectors[tx.record.connector_id]
+        if (
+            info is not None
+            and info["status"] != "Accepted"
+            and connector.tx is tx
+            and cp.config.get_bool("StopTransactionOnInvalidId")
+        ):
+            cp.end_transaction(connector, "DeAuthorized")
+        cp.notify_changed()
+
+    def transaction_ended(self, connector: ConnectorState) -> None:
+        """A ChangeAvailability that was Scheduled applies once the transaction is over."""
+        if connector.scheduled_operative is not None:
+            connector.operative = connector.scheduled_operative
+            connector.scheduled_operative = None
+
+    def timer_fired(self, kind: str, connector_id: int) -> None:
+        connector = self.cp.connectors.get(connector_id)
+        if connector is None:
+            return
+        if kind == "reservation":
+            connector.reservation = None
+            self.cp.refresh_status(connector_id)
+        elif kind == "remote_start" and connector.remote_start is not None:
+            remote, connector.remote_start = connector.remote_start, None
+            self.cp.refuse(connector, remote.id_tag, "ConnectionTimeOut", True)
+
+    # -- reset, unlock, availability --------------------------------------------------------
+
+    def reset(self, payload: dict[str, Any]) -> Answer:
+        kind = payload["type"]
+        reason = "HardReset" if kind == "Hard" else "SoftReset"
+        return {"status": "Accepted"}, partial(self.cp.restart_after, reason, flush=kind != "Hard")
+
+    def on_reboot(self) -> None:
+        if self.firmware_pending is not None:
+            self.cp.firmware_version, self.firmware_pending = self.firmware_pending, None
+
+    def unlock_connector(self, payload: dict[str, Any]) -> Answer:
+        connector = self._connector(payload["connectorId"])
+        if connector is None:
+            return _status("NotSupported")
+        if connector.tx is not None:
+            return {"status": "Unlocked"}, partial(self._end, connector, "UnlockCommand")
+        return _status("Unlocked")
+
+    def change_availability(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        connector_id, operative = payload["connectorId"], payload["type"] == "Operative"
+        if connector_id == 0:
+            targets = list(cp.connectors.values())
+            cp.station_operative = operative
+            cp.refresh_status(0)
+        else:
+            one = self._connector(connector_id)
+            if one is None:
+                return _status("Rejected")
+            targets = [one]
+        scheduled = False
+        for connector in targets:
+            if connector.tx is not None and not operative:
+                connector.scheduled_operative = False
+                scheduled = True
+            else:
+                connector.operative = operative
+                connector.scheduled_operative = None
+                cp.refresh_status(connector.connector_id)
+        return _status("Scheduled" if scheduled else "Accepted")
+
+    # -- trigger ----------------------------------------------------------------------------
+
+    def trigger_message(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        requested = payload["requestedMessage"]
+        connector_id = payload.get("connectorId")
+        if connector_id is not None and connector_id != 0 and connector_id not in cp.connectors:
+            return _status("Rejected")
+        senders: dict[str, FollowUp] = {
+            "BootNotification": self._trigger_boot,
+            "Heartbeat": partial(self._send, "Heartbeat", {}),
+            "StatusNotification": partial(self._trigger_status, connector_id),
+            "MeterValues": partial(self._trigger_meter_values, connector_id),
+            "DiagnosticsStatusNotification": partial(
+                self._send, "DiagnosticsStatusNotification", {"status": cp.diagnostics_status}
+            ),
+            "FirmwareStatusNotification": partial(
+                self._send, "FirmwareStatusNotification", {"status": cp.firmware_status}
+            ),
+        }
+        sender = senders.get(requested)
+        if sender is None:
+            return _status("NotImplemented")
+        return {"status": "Accepted"}, sender
+
+    async def _send(self, action: str, payload: dict[str, Any]) -> None:
+        self.cp.link.send_nowait(action, payload)
+        await trio.lowlevel.checkpoint()
+
+    async def _trigger_boot(self) -> None:
+        try:
+            reply = await self.cp.call("BootNotification", self.cp.boot_payload())
+        except Exception:  # offline (CallUnanswered) or a CALLERROR: nothing to apply
+            return
+        self.cp.apply_boot(reply)
+
+    async def _trigger_status(self, connector_id: int | None) -> None:
+        ids = [connector_id] if connector_id is not None else [0, *self.cp.connectors]
+        for one in ids:
+            self.cp.refresh_status(one, force=True)
+        await trio.lowlevel.checkpoint()
+
+    async def _trigger_meter_values(self, connector_id: int | None) -> None:
+        cp = self.cp
+        ids = [connector_id] if connector_id else list(cp.connectors)
+        measurands = cp.config.get_list("MeterValuesSampledData")
+        for one in ids:
+            connector = cp.connectors[one]
+            cp.advance(connector)
+            cp.send_meter_values(connector, measurands, "Trigger", cp.timestamp())
+        await trio.lowlevel.checkpoint()
+
+    # -- configuration and local authorization ----------------------------------------------
+
+    def change_configuration(self, payload: dict[str, Any]) -> Answer:
+        status: ConfigurationStatus = self.cp.config.change(payload["key"], payload["value"])
+        return _status(status)
+
+    def get_configuration(self, payload: dict[str, Any]) -> Answer:
+        return self.cp.config.get_configuration(payload.get("key")), None
+
+    def clear_cache(self, payload: dict[str, Any]) -> Answer:
+        self.cp.local_auth.clear_cache()
+        return _status("Accepted")
+
+    def send_local_list(self, payload: dict[str, Any]) -> Answer:
+        if not self.cp.config.get_bool("LocalAuthListEnabled"):
+            return _status("NotSupported")
+        status = self.cp.local_auth.update(
+            payload["listVersion"], payload["updateType"], payload.get("localAuthorizationList")
+        )
+        return _status(status)
+
+    def get_local_list_version(self, payload: dict[str, Any]) -> Answer:
+        enabled = self.cp.config.get_bool("LocalAuthListEnabled")
+        return {"listVersion": self.cp.local_auth.version if enabled else -1}, None
+
+    # -- reservations -----------------------------------------------------------------------
+
+    def reserve_now(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        connector_id, reservation_id = payload["connectorId"], payload["reservationId"]
+        connector = self._connector(connector_id)
+        if connector is None:  # connector 0 too: ReserveConnectorZeroSupported is false
+            return _status("Rejected")
+        expiry = v16.parse_time(payload["expiryDate"]).timestamp()
+        now = cp.epoch()
+        if expiry <= now:
+            return _status("Rejected")
+        if connector.faulted:
+            return _status("Faulted")
+        if not connector.operative:
+            return _status("Unavailable")
+        held = connector.reservation
+        if not connector.free or (held is not None and held.reservation_id != reservation_id):
+            return _status("Occupied")
+        for other in cp.connectors.values():  # a reservation id moves, it is not duplicated
+            if other.reservation is not None and other.reservation.reservation_id == reservation_id:
+                other.reservation = None
+                cp.timers.cancel(("reservation", other.connector_id))
+                cp.refresh_status(other.connector_id)
+        connector.reservation = Reservation(
+            reservation_id, payload["idTag"], payload.get("parentIdTag"), expiry
+        )
+        cp.timers.after(("reservation", connector.connector_id), expiry - now)
+        cp.refresh_status(connector.connector_id)
+        return _status("Accepted")
+
+    def cancel_reservation(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        for connector in cp.connectors.values():
+            held = connector.reservation
+            if held is not None and held.reservation_id == payload["reservationId"]:
+                connector.reservation = None
+                cp.timers.cancel(("reservation", connector.connector_id))
+                cp.refresh_status(connector.connector_id)
+                return _status("Accepted")
+        return _status("Rejected")
+
+    # -- smart charging ---------------------------------------------------------------------
+
+    def _install(self, connector_id: int, payload: dict[str, Any]) -> bool:
+        cp = self.cp
+        unit = payload["chargingSchedule"]["chargingRateUnit"]
+        if _RATE_UNITS[unit] not in cp.config.get_list("ChargingScheduleAllowedChargingRateUnit"):
+            return False
+        profile = parse_profile(connector_id, payload)
+        connector = cp.connectors.get(connector_id)
+        tx = connector.tx if connector is not None else None
+        cp.advance_all()  # the energy so far was drawn under the old limits
+        accepted = cp.smart.install(
+            profile,
+            connectors=len(cp.connectors),
+            in_tx=tx is not None,
+            tx_id=tx.transaction_id if tx else None,
+        )
+        if accepted:
+            for one in cp.connectors:
+                cp.refresh_status(one)
+        return accepted
+
+    def install_tx_profile(self, connector: ConnectorState, payload: dict[str, Any]) -> None:
+        """The TxProfile that came with a RemoteStartTransaction."""
+        self._install(connector.connector_id, payload)
+
+    def set_charging_profile(self, payload: dict[str, Any]) -> Answer:
+        accepted = self._install(payload["connectorId"], payload["csChargingProfiles"])
+        return _status("Accepted" if accepted else "Rejected")
+
+    def clear_charging_profile(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        cp.advance_all()
+        cleared = cp.smart.clear(
+            payload.get("id"),
+            payload.get("connectorId"),
+            payload.get("chargingProfilePurpose"),
+            payload.get("stackLevel"),
+        )
+        for one in cp.connectors:
+            cp.refresh_status(one)
+        return _status("Accepted" if cleared else "Unknown")
+
+    def get_composite_schedule(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        connector_id = payload["connectorId"]
+        if connector_id != 0 and connector_id not in cp.connectors:
+            return _status("Rejected")
+        unit = payload.get("chargingRateUnit", "W")
+        if connector_id == 0:
+            first = cp.connectors[1].spec
+            total = sum(c.spec.max_power_w for c in cp.connectors.values())
+            supply = Electrical(first.voltage, first.phases, total)
+            tx = None
+        else:
+            connector = cp.connectors[connector_id]
+            supply, tx = connector.spec.electrical, connector.tx
+        now = cp.now()
+        periods = cp.smart.composite(
+            connector_id,
+            now.timestamp(),
+            payload["duration"],
+            unit,
+            supply,
+            in_tx=tx is not None,
+            # A Relative profile without a transaction would start now.
+            tx_start=tx.start_epoch if tx else now.timestamp(),
+        )
+        schedule = {
+            "duration": payload["duration"],
+            "startSchedule": v16.iso(now),
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": periods,
+        }
+        return {
+            "status": "Accepted",
+            "connectorId": connector_id,
+            "scheduleStart": v16.iso(now),
+            "chargingSchedule": schedule,
+        }, None
+
+    # -- file transfers ---------------------------------------------------------------------
+
+    def get_diagnostics(self, payload: dict[str, Any]) -> Answer:
+        cp = self.cp
+        file_name = f"{cp.station_id}-{cp.now():%Y%m%dT%H%M%S}.log"
+        return {"fileName": file_name}, partial(
+            maintenance.upload_diagnostics, cp, payload, file_name
+        )
+
+    def update_firmware(self, payload: dict[str, Any]) -> Answer:
+        return {}, partial(maintenance.update_firmware, self.cp, payload, self)

@@ -1,0 +1,276 @@
+"""The fleet: a scenario's chargers, the drivers who use them, and the faults they suffer.
+
+`plan_fleet` draws everything random up front from the scenario's seed (one generator per
+charger, spawned from it): arrivals per connector, fault times, clock skews. `run_fleet` then
+plays the plan against any CSMS: each charger is a `VirtualChargePoint` task, each connector
+a driver task that plugs cars in and out at the planned times. The same seed gives the same
+plan, so the same per-charger sequences and totals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import trio
+
+from simulator.chargepoint import VirtualChargePoint
+from simulator.connectors import ConnectorSpec
+from simulator.drivers import Arrival, DriverModel, TokenKind, arrivals
+from simulator.physics import ChargingCurve, Vehicle
+from simulator.scenario import Scenario, StationGroup
+from simulator.transport import Connector
+
+FAULT_KINDS = (
+    "connection_drops",
+    "reboots",
+    "offline_periods",
+    "meter_resets",
+    "malformed_frames",
+    "lost_replies",
+)
+
+#: Sends the CSMS's RemoteStartTransaction for an app driver (station, connector, id tag).
+RemoteStarter = Callable[[str, int, str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class TokenPool:
+    """The id tags drivers present: valid ones (registered Accepted), blocked ones
+    (registered Blocked) and invalid ones (never registered)."""
+
+    valid: tuple[str, ...]
+    blocked: tuple[str, ...]
+    invalid: tuple[str, ...]
+
+    @classmethod
+    def sized(cls, count: int) -> TokenPool:
+        extra = max(1, count // 20)
+        return cls(
+            tuple(f"SIM-V{n:06d}" for n in range(count)),
+            tuple(f"SIM-B{n:06d}" for n in range(extra)),
+            tuple(f"SIM-X{n:06d}" for n in range(extra)),
+        )
+
+    def pick(self, validity: str, rng: np.random.Generator) -> str:
+        tags = {"valid": self.valid, "blocked": self.blocked, "invalid": self.invalid}[validity]
+        return tags[int(rng.integers(len(tags)))]
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_s: float
+    kind: str
+    connector_id: int = 1
+
+
+@dataclass(frozen=True)
+class StationPlan:
+    station_id: str
+    group: StationGroup
+    seed: int
+    arrivals: dict[int, list[Arrival]]
+    faults: list[Fault]
+    clock_skew_s: float
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    scenario: Scenario
+    tokens: TokenPool
+    stations: list[StationPlan]
+
+    @property
+    def arrivals(self) -> int:
+        return sum(len(a) for s in self.stations for a in s.arrivals.values())
+
+
+def driver_model(scenario: Scenario, group: StationGroup) -> DriverModel:
+    """DC groups always see highway-style drivers (their cars carry DC power); AC groups the
+    scenario's model."""
+    base = {
+        "public_ac": DriverModel.public_ac,
+        "depot": DriverModel.depot,
+        "highway_dc": DriverModel.highway_dc,
+    }["highway_dc" if group.kind == "dc" else scenario.drivers.model]()
+    return base.scaled(scenario.drivers.scale) if scenario.drivers.scale != 1 else base
+
+
+def plan_fleet(scenario: Scenario) -> FleetPlan:
+    """Draw the whole run from the scenario's seed: arrivals, faults, skews per charger."""
+    seeds = np.random.SeedSequence(scenario.seed)
+    station_ids = [(group, sid) for group in scenario.stations for sid in group.station_ids()]
+    children = seeds.spawn(len(station_ids))
+    plans: list[StationPlan] = []
+    for (group, station_id), child in zip(station_ids, children, strict=True):
+        rng = np.random.default_rng(child)
+        model = driver_model(scenario, group)
+        per_connector = {
+            c: arrivals(model, scenario.start, scenario.duration_s, rng)
+            for c in range(1, group.connectors + 1)
+        }
+        plans.append(
+            StationPlan(
+                station_id,
+                group,
+                int(child.generate_state(1)[0]),
+                per_connector,
+                _faults(scenario, group, rng),
+                float(rng.uniform(-1, 1)) * scenario.faults.clock_skew_s,
+            )
+        )
+    return FleetPlan(scenario, TokenPool.sized(scenario.drivers.id_tags), plans)
+
+
+def _faults(scenario: Scenario, group: StationGroup, rng: np.random.Generator) -> list[Fault]:
+    days = scenario.duration_s / 86_400
+    faults: list[Fault] = []
+    for kind in FAULT_KINDS:
+        rate = float(getattr(scenario.faults, kind))
+        for _ in range(int(rng.poisson(rate * days)) if rate > 0 else 0):
+            at_s = float(rng.uniform(0, scenario.duration_s))
+            faults.append(Fault(at_s, kind, int(rng.integers(1, group.connectors + 1))))
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+@dataclass
+class FleetResult:
+    chargers: list[VirtualChargePoint]
+    plan: FleetPlan
+    turned_away: int = 0  # drivers who found their connector still occupied
+    plugged: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+def _vehicle(arrival: Arrival, group: StationGroup) -> Vehicle:
+    # The car arrives with exactly its energy need of room: its charge limit, in effect.
+    room = min(arrival.energy_need_wh / arrival.capacity_wh, 1 - arrival.initial_soc)
+    curve = ChargingCurve.typical_dc() if group.kind == "dc" else ChargingCurve.typical_ac()
+    return Vehicle(arrival.capacity_wh, 1 - room, arrival.max_power_w, curve)
+
+
+def _charger_config(scenario: Scenario) -> dict[str, str | int | bool]:
+    config: dict[str, str | int | bool] = {
+        "MeterValueSampleInterval": int(scenario.charger.meter_interval_s),
+        "ClockAlignedDataInterval": int(scenario.charger.clock_aligned_interval_s),
+    }
+    if scenario.charger.heartbeat_interval_s is not None:
+        config["HeartbeatInterval"] = int(scenario.charger.heartbeat_interval_s)
+    return config
+
+
+async def run_fleet(
+    plan: FleetPlan,
+    connect_for: Callable[[str], Connector],
+    clock: Callable[[], datetime],
+    *,
+    remote_start: RemoteStarter | None = None,
+    record_messages: bool = True,
+    settle_s: float = 600.0,
+) -> FleetResult:
+    """Play the plan: every charger connects, drivers come and go, faults strike; at the end
+    every car still plugged in leaves and the chargers deliver what they queued."""
+    scenario = plan.scenario
+    origin = trio.current_time()
+    chargers = [
+        VirtualChargePoint(
+            station.station_id,
+            connect_for(station.station_id),
+            connectors=[ConnectorSpec(station.group.max_power_w)] * station.group.connectors,
+            clock=clock,
+            rng=np.random.default_rng(station.seed),
+            config=_charger_config(scenario),
+            record_messages=record_messages,
+        )
+        for station in plan.stations
+    ]
+    result = FleetResult(chargers, plan)
+    async with trio.open_nursery() as nursery:
+        for cp, station in zip(chargers, plan.stations, strict=True):
+            if station.clock_skew_s:
+                cp.skew_clock(station.clock_skew_s)
+            await nursery.start(cp.run)
+        async with trio.open_nursery() as drivers:
+            for cp, station in zip(chargers, plan.stations, strict=True):
+                rng = np.random.default_rng(station.seed + 1)
+                for connector_id, queue in station.arrivals.items():
+                    drivers.start_soon(
+                        _drive_connector,
+                        cp,
+                        connector_id,
+                        queue,
+                        station.group,
+                        plan.tokens,
+                        rng,
+                        origin,
+                        scenario.duration_s,
+                        remote_start,
+                        result,
+                    )
+                for fault in station.faults:
+                    drivers.start_soon(
+                        _strike, cp, fault, origin, scenario.faults.offline_duration_s, result
+                    )
+        with trio.move_on_after(settle_s):
+            for cp in chargers:
+                await cp.wait_delivered()
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def _drive_connector(
+    cp: VirtualChargePoint,
+    connector_id: int,
+    queue: list[Arrival],
+    group: StationGroup,
+    tokens: TokenPool,
+    rng: np.random.Generator,
+    origin: float,
+    duration_s: float,
+    remote_start: RemoteStarter | None,
+    result: FleetResult,
+) -> None:
+    busy_until = 0.0
+    for arrival in queue:
+        if arrival.at_s >= duration_s:
+            break
+        if arrival.at_s < busy_until:
+            result.turned_away += 1
+            continue
+        await trio.sleep_until(origin + arrival.at_s)
+        tag = tokens.pick(arrival.token_validity, rng)
+        via_app = arrival.token_kind is TokenKind.APP and remote_start is not None
+        outcome = await cp.plug_in(connector_id, _vehicle(arrival, group), tag, via_app=via_app)
+        if outcome.outcome == "Refused":
+            continue
+        result.plugged += 1
+        if via_app and remote_start is not None:
+            # Offline or refused: the driver gives up on the app; the car stays parked.
+            with contextlib.suppress(Exception):
+                await remote_start(cp.station_id, connector_id, tag)
+        busy_until = min(arrival.at_s + arrival.dwell_s, duration_s)
+        await trio.sleep_until(origin + busy_until)
+        await cp.unplug(connector_id)
+
+
+async def _strike(
+    cp: VirtualChargePoint, fault: Fault, origin: float, offline_s: float, result: FleetResult
+) -> None:
+    await trio.sleep_until(origin + fault.at_s)
+    result.faults[fault.kind] += 1
+    if fault.kind == "connection_drops":
+        cp.drop_connection()
+    elif fault.kind == "reboots":
+        cp.reboot()
+    elif fault.kind == "offline_periods":
+        cp.go_offline(offline_s)
+    elif fault.kind == "meter_resets":
+        cp.meter_reset(fault.connector_id)
+    elif fault.kind == "malformed_frames":
+        cp.send_malformed_frame("json")
+    elif fault.kind == "lost_replies":
+        cp.drop_next_reply()
