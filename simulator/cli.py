@@ -1,10 +1,262 @@
-"""The `simulator` command line; scenarios arrive with the fleet simulator issue."""
+"""The `simulator` command line: run a scenario (virtual time or wire mode), report results.
+
+    simulator run [SCENARIO] [--url ws://...] [--virtual-time] [--chargers N] [--duration 1d]
+                  [--seed S] [--out DIR] [--json] [--ledger sqlite:///PATH]
+    simulator report DIR
+
+SCENARIO is a TOML file or the name of a shipped one (city, depot, highway, faulty).
+Refusals end in one line on stderr and a non-zero exit.
+"""
 
 from __future__ import annotations
 
+import csv
 import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import trio
+import trio.testing
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from csms.logs import configure_logging
+from simulator.fleet import plan_fleet
+from simulator.results import ResultsError, load_results
+from simulator.run import RunOutcome, run_virtual, run_wire, save_outcome
+from simulator.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    parse_duration,
+    shipped_scenario,
+)
+
+app = typer.Typer(
+    help="Fleet simulator: virtual chargers and drivers over real OCPP.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
-def main() -> None:
-    sys.stderr.write("simulator: error: the fleet simulator is not built yet\n")
-    sys.exit(1)
+class CliError(Exception):
+    """A mistake of the caller, reported as one line."""
+
+
+def resolve_scenario(name_or_path: str) -> Scenario:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return load_scenario(path)
+    return load_scenario(shipped_scenario(name_or_path))
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="TOML file or shipped name.")] = "city",
+    url: Annotated[
+        str | None, typer.Option(help="Wire mode: the CSMS's ws://HOST:PORT/ocpp.")
+    ] = None,
+    virtual_time: Annotated[
+        bool, typer.Option("--virtual-time", help="Run this CSMS in process on virtual time.")
+    ] = False,
+    chargers: Annotated[int | None, typer.Option(min=1, max=1_000_000)] = None,
+    duration: Annotated[str | None, typer.Option(help="e.g. 90m, 6h, 1d, 1w")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write Parquet results and summary here.")
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="Wire mode: sqlite:///PATH of the CSMS, to reconcile.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with a one-line JSON summary.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a scenario and reconcile what the chargers did with the CSMS ledger."""
+    if url is not None and virtual_time:
+        raise CliError("--url (wire mode) and --virtual-time exclude each other")
+    try:
+        duration_s = parse_duration(duration) if duration is not None else None
+    except ValueError as exc:
+        raise CliError(f"--duration: {exc}") from None
+    chosen = resolve_scenario(scenario).with_overrides(
+        chargers=chargers, duration_s=duration_s, seed=seed
+    )
+    configure_logging("error")
+    outcome = _run(chosen, url, ledger, quiet or as_json)
+    if out is not None:
+        save_outcome(outcome, out)
+    if as_json:
+        sys.stdout.write(orjson.dumps(_json_summary(outcome.summary)).decode() + "\n")
+    else:
+        _print_summary(outcome.summary, out)
+    reconciliation = outcome.summary.get("reconciliation")
+    if reconciliation is not None and not reconciliation["exact"]:
+        raise typer.Exit(3)
+
+
+def _run(scenario: Scenario, url: str | None, ledger: str | None, quiet: bool) -> RunOutcome:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}% of simulated time"),
+        TimeElapsedColumn(),
+        disable=quiet,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(scenario.name, total=scenario.duration_s)
+
+        def advance(simulated_s: float) -> None:
+            progress.update(task, completed=simulated_s)
+
+        if url is None:
+            with tempfile.TemporaryDirectory(prefix="simulator-") as workdir:
+                outcome: RunOutcome = trio.run(
+                    lambda: run_virtual(scenario, Path(workdir) / "ledger.db", progress=advance),
+                    clock=trio.testing.MockClock(autojump_threshold=0),
+                )
+            return outcome
+        try:
+            wired: RunOutcome = trio.run(
+                lambda: run_wire(scenario, url, ledger_url=ledger, progress=advance)
+            )
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise CliError(f"wire mode against {url} failed: {_first_line(exc)}") from None
+        return wired
+
+
+def _first_line(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _json_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "sessions",
+        "energy_wh",
+        "messages",
+        "reconciliation",
+        "chargers",
+        "simulated_s",
+        "wall_s",
+        "speedup",
+        "faults",
+        "refusals",
+        "turned_away",
+    )
+    return {key: summary.get(key) for key in keys}
+
+
+def _print_summary(summary: dict[str, Any], out: Path | None) -> None:
+    table = Table("", "value", title=f"scenario {summary.get('scenario', '')}")
+    for key in (
+        "chargers",
+        "simulated_s",
+        "wall_s",
+        "speedup",
+        "arrivals",
+        "plugged",
+        "turned_away",
+        "refusals",
+        "sessions",
+        "energy_wh",
+        "messages",
+    ):
+        table.add_row(key, str(summary.get(key)))
+    table.add_row(
+        "faults", ", ".join(f"{k} {v}" for k, v in sorted(summary["faults"].items())) or "-"
+    )
+    reconciliation = summary.get("reconciliation")
+    if reconciliation is None:
+        table.add_row("reconciliation", "not run (wire mode without --ledger)")
+    else:
+        for key in ("lost_sessions", "duplicate_sessions", "energy_diff_wh", "unexpected_sessions"):
+            table.add_row(key, str(reconciliation[key]))
+        table.add_row("reconciled exactly", "yes" if reconciliation["exact"] else "NO")
+    if out is not None:
+        table.add_row("results", str(out))
+    Console(width=120).print(table)
+
+
+@app.command()
+def registrations(
+    scenario: Annotated[str, typer.Argument(help="TOML file or shipped name.")] = "city",
+    out: Annotated[Path, typer.Option(help="Directory for stations.csv and tokens.csv.")] = Path(
+        "."
+    ),
+    chargers: Annotated[int | None, typer.Option(min=1, max=1_000_000)] = None,
+) -> None:
+    """Write the scenario's stations and tokens as CSV, for `csms stations|tokens import`
+    before a wire-mode run (valid tokens Accepted, blocked ones Blocked; invalid ones are
+    left out on purpose)."""
+    plan = plan_fleet(resolve_scenario(scenario).with_overrides(chargers=chargers))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "stations.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id"])
+        writer.writerows([s.station_id] for s in plan.stations)
+    with (out / "tokens.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id_tag", "status"])
+        writer.writerows([tag, "Accepted"] for tag in plan.tokens.valid)
+        writer.writerows([tag, "Blocked"] for tag in plan.tokens.blocked)
+    typer.echo(
+        f"wrote {out / 'stations.csv'} ({len(plan.stations)} stations) and "
+        f"{out / 'tokens.csv'} ({len(plan.tokens.valid) + len(plan.tokens.blocked)} tokens)"
+    )
+
+
+@app.command()
+def report(directory: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
+    """Summarise a results directory written by `simulator run --out DIR`."""
+    frames, summary = load_results(directory)
+    _print_summary(summary, directory)
+    sessions = frames.get("sessions")
+    if sessions is not None and not sessions.empty:
+        per_station = (
+            sessions.groupby("station_id")
+            .agg(sessions=("connector_id", "size"), energy_wh=("energy_wh", "sum"))
+            .sort_values("energy_wh", ascending=False)
+            .head(10)
+        )
+        table = Table("station", "sessions", "energy_wh", title="top stations by energy")
+        for station, row in per_station.iterrows():
+            table.add_row(str(station), str(int(row["sessions"])), str(int(row["energy_wh"])))
+        Console(width=120).print(table)
+    differences = frames.get("differences")
+    if differences is not None and not differences.empty:
+        table = Table(*differences.columns, title="reconciliation differences")
+        for _, row in differences.head(50).iterrows():
+            table.add_row(*(str(v) for v in row))
+        Console(width=160).print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message, int(getattr(exc, "exit_code", 2)))
+    except (CliError, ScenarioError, ResultsError) as exc:
+        _fail(str(exc), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"simulator: error: {message}\n")
+    sys.exit(code)

@@ -195,6 +195,8 @@ async def run_fleet(
                 cp.skew_clock(station.clock_skew_s)
             await nursery.start(cp.run)
         async with trio.open_nursery() as drivers:
+            # The run lasts its whole duration, arrivals or not: chargers heartbeat and meter.
+            drivers.start_soon(trio.sleep_until, origin + scenario.duration_s)
             for cp, station in zip(chargers, plan.stations, strict=True):
                 rng = np.random.default_rng(station.seed + 1)
                 for connector_id, queue in station.arrivals.items():

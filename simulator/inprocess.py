@@ -19,6 +19,7 @@ from trio_websocket import WebSocketConnection, wrap_client_stream
 
 from csms.config import Settings
 from csms.runtime.server import Csms, run_csms
+from simulator.transport import Connector, MessageTransport, connect_stream
 
 
 def virtual_wall_clock(start: datetime) -> Callable[[], datetime]:
@@ -34,6 +35,16 @@ class HostedCsms:
     csms: Csms
     nursery: trio.Nursery
 
+    def connector(self, station_id: str) -> Connector:
+        """A charger's way to (re)connect: a fresh in-memory stream pair each time."""
+
+        async def connect(nursery: trio.Nursery) -> MessageTransport:
+            client_stream, server_stream = trio.testing.memory_stream_pair()
+            self.nursery.start_soon(self.csms.handle_stream, server_stream, f"memory:{station_id}")
+            return await connect_stream(nursery, client_stream, station_id)
+
+        return connect
+
     async def connect(self, station_id: str, subprotocols: list[str]) -> WebSocketConnection:
         client_stream, server_stream = trio.testing.memory_stream_pair()
         self.nursery.start_soon(self.csms.handle_stream, server_stream, f"memory:{station_id}")
@@ -47,13 +58,19 @@ class HostedCsms:
 
 
 @asynccontextmanager
-async def hosted_csms(settings: Settings, start: datetime) -> AsyncIterator[HostedCsms]:
-    """Run the CSMS on virtual time (commits inline, no TCP port) for the body of the block."""
+async def hosted_csms(
+    settings: Settings, start: datetime, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[HostedCsms]:
+    """Run the CSMS on virtual time (commits inline, no TCP port) for the body of the block.
+
+    Its wall clock is `clock`, or one that reads `start` now and follows trio's clock.
+    """
+    wall_clock = clock or virtual_wall_clock(start)
     async with trio.open_nursery() as nursery:
         csms: Csms = await nursery.start(
             lambda task_status: run_csms(
                 settings,
-                wall_clock=virtual_wall_clock(start),
+                wall_clock=wall_clock,
                 virtual_time=True,
                 listen=False,
                 task_status=task_status,

@@ -1,0 +1,5 @@
+"""Lets `python -m simulator` run the command line."""
+
+from simulator.cli import main
+
+main()
