@@ -142,32 +142,53 @@ def _only_os_error(exc: BaseException) -> OSError | None:
 
 @app.command()
 def demo(
-    chargers: Annotated[int, typer.Option(min=1, max=500, help="Virtual chargers.")] = 5,
-    sessions: Annotated[int, typer.Option(min=1, max=100, help="Sessions per charger.")] = 2,
-    url: Annotated[
-        str | None,
-        typer.Option(help="OCPP base URL of a running CSMS; default: start one in-process."),
-    ] = None,
-    fmt: FormatOption = OutputFormat.table,
+    scenario: Annotated[str, typer.Option(help="A shipped scenario or a TOML file.")] = "city",
+    chargers: Annotated[int | None, typer.Option(min=1, max=100_000)] = None,
+    duration: Annotated[str | None, typer.Option(help="e.g. 6h, 1d, 1w")] = None,
+    database: Annotated[Path, typer.Option(help="SQLite file of the demo's ledger.")] = Path(
+        "csms-demo.db"
+    ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with a one-line JSON summary.")
+    ] = False,
 ) -> None:
-    """Drive scripted chargers through charging sessions and show what the ledger recorded."""
-    from csms.demo import DemoFailed, DemoPlan, run_demo, summary
+    """Run this CSMS (SQLite ledger) with a simulated fleet in virtual time, and reconcile.
 
-    settings = _settings()
-    configure_logging("warning", settings.log_format)
-    plan = DemoPlan(chargers=chargers, sessions_per_charger=sessions)
+    The demo's ledger is DATABASE, made afresh; inspect it afterwards with
+    `CSMS_DATABASE_URL=sqlite:///DATABASE csms sessions list`.
+    """
+    from simulator.cli import CliError as SimulatorError
+    from simulator.cli import print_summary, resolve_scenario
+    from simulator.run import run_virtual_sync
+    from simulator.scenario import ScenarioError, parse_duration
+
     try:
-        made = trio.run(run_demo, settings, plan, url)
-    except DemoFailed as exc:
+        duration_s = parse_duration(duration) if duration is not None else None
+        chosen = resolve_scenario(scenario).with_overrides(chargers=chargers, duration_s=duration_s)
+    except (ValueError, ScenarioError, SimulatorError) as exc:
         raise CliError(str(exc)) from None
-    except BaseException as exc:
-        error = _only_os_error(exc)
-        if error is None:
-            raise
-        raise CliError(f"cannot start the CSMS: {error.strerror or error}") from None
-    _print(made, fmt, _SESSION_COLUMNS)
-    if fmt is OutputFormat.table:
-        typer.echo(summary(made))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    configure_logging("error")
+    outcome = run_virtual_sync(chosen, database)
+    if as_json:
+        keys = (
+            "sessions",
+            "energy_wh",
+            "messages",
+            "faults",
+            "reconciliation",
+            "chargers",
+            "simulated_s",
+            "wall_s",
+            "speedup",
+        )
+        sys.stdout.write(orjson.dumps({k: outcome.summary.get(k) for k in keys}).decode() + "\n")
+    else:
+        print_summary(outcome.summary, None)
+        typer.echo(
+            f"ledger: {database} (CSMS_DATABASE_URL=sqlite:///{database} csms sessions list)"
+        )
 
 
 # -- stations ------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def run(
     if as_json:
         sys.stdout.write(orjson.dumps(_json_summary(outcome.summary)).decode() + "\n")
     else:
-        _print_summary(outcome.summary, out)
+        print_summary(outcome.summary, out)
     reconciliation = outcome.summary.get("reconciliation")
     if reconciliation is not None and not reconciliation["exact"]:
         raise typer.Exit(3)
@@ -158,7 +158,7 @@ def _json_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return {key: summary.get(key) for key in keys}
 
 
-def _print_summary(summary: dict[str, Any], out: Path | None) -> None:
+def print_summary(summary: dict[str, Any], out: Path | None) -> None:
     table = Table("", "value", title=f"scenario {summary.get('scenario', '')}")
     for key in (
         "chargers",
@@ -221,7 +221,7 @@ def registrations(
 def report(directory: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
     """Summarise a results directory written by `simulator run --out DIR`."""
     frames, summary = load_results(directory)
-    _print_summary(summary, directory)
+    print_summary(summary, directory)
     sessions = frames.get("sessions")
     if sessions is not None and not sessions.empty:
         per_station = (

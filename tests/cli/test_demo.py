@@ -1,24 +1,42 @@
-"""`csms demo` end to end in-process: scripted chargers, real sockets, the real ledger."""
+"""`csms demo`: this CSMS on SQLite with a shipped scenario in virtual time, reconciled."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import make_settings
+import orjson
+import pytest
 
-from csms.demo import DemoPlan, run_demo
-from csms.domain.ledger import UnknownStationPolicy
+from csms.cli import main
+from csms.storage.sqlite import SqliteStore
 
 
-async def test_demo_records_every_session(tmp_path: Path) -> None:
-    # The default policy rejects unknown stations: the demo must register its own.
-    settings = make_settings(tmp_path, unknown_stations=UnknownStationPolicy.REJECT)
-    plan = DemoPlan(chargers=3, sessions_per_charger=2, meter_samples=4)
-    sessions = await run_demo(settings, plan, None)
-    assert len(sessions) == 6
-    assert {s["status"] for s in sessions} == {"Completed"}
-    # Charger i draws 7 + (i % 5) kW for four quarter hours: (7 + i) kWh per session.
-    by_station: dict[str, set[int]] = {}
-    for s in sessions:
-        by_station.setdefault(s["station_id"], set()).add(s["energy_wh"])
-    assert by_station == {"DEMO-000": {7000}, "DEMO-001": {8000}, "DEMO-002": {9000}}
+def test_demo_runs_a_scenario_and_reconciles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "demo.db"
+    argv = ["demo", "--chargers", "12", "--duration", "12h", "--database", str(database), "--json"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    summary = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["reconciliation"]["exact"] is True
+    assert summary["sessions"] == summary["reconciliation"]["simulated_sessions"] > 0
+    # The ledger file is there to inspect, and holds exactly the demo's sessions.
+    store = SqliteStore(str(database))
+    try:
+        assert len(store.list_sessions(limit=10_000)) == summary["sessions"]
+    finally:
+        store.close()
+    # A second run starts afresh rather than piling onto the first.
+    with pytest.raises(SystemExit):
+        main(argv)
+    again = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["sessions"] == summary["sessions"]
+
+
+def test_demo_refuses_a_bad_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--scenario", "atlantis"])
+    assert exited.value.code == 1
+    assert "no shipped scenario" in capsys.readouterr().err
