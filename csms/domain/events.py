@@ -149,3 +149,8 @@ DomainEvent = (
 
 #: Events that a crash must not lose: answered only after their records are committed.
 TRANSACTION_EVENTS = (TransactionStarted, MeterValuesReported, TransactionStopped)
+
+#: Answered only after the commit: transaction data, and the rare events whose answer an
+#: operator or the charger acts on (a registration, a connection's state). Heartbeats,
+#: status notifications and authorizations are answered as soon as their rules have run.
+ANSWERED_AFTER_COMMIT = (*TRANSACTION_EVENTS, BootReported, ConnectionChanged)

@@ -14,7 +14,7 @@ from functools import partial
 import structlog
 import trio
 
-from csms.domain.events import TRANSACTION_EVENTS, DomainEvent
+from csms.domain.events import ANSWERED_AFTER_COMMIT, DomainEvent
 from csms.domain.ledger import LedgerRules
 from csms.domain.replies import Reply
 from csms.runtime.slots import ReplySlot
@@ -96,10 +96,10 @@ class LedgerActor:
             return
         durable_only: list[tuple[_Request, EventOutcome]] = []
         for request, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(request.event, TRANSACTION_EVENTS):
+            if isinstance(request.event, ANSWERED_AFTER_COMMIT):
                 durable_only.append((request, outcome))
             else:
-                # Not transaction data: it may be answered before the commit.
+                # Heartbeat, status, authorize: answered before the commit.
                 self._deliver(request, outcome)
         try:
             if self._commit_in_thread:
