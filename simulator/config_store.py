@@ -8,6 +8,7 @@ heartbeat, a new MeterValueSampleInterval the next sample, and so on).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -131,6 +132,12 @@ def _specs(number_of_connectors: int) -> list[KeySpec]:
     ]
 
 
+@functools.cache
+def _specs_by_name(number_of_connectors: int) -> dict[str, KeySpec]:
+    """The key specs by lower-case name, shared by every charger with as many connectors."""
+    return {spec.name.lower(): spec for spec in _specs(number_of_connectors)}
+
+
 Listener = Callable[[str, str], None]
 
 
@@ -140,8 +147,9 @@ class ConfigStore:
     def __init__(
         self, number_of_connectors: int, overrides: dict[str, str | int | bool] | None = None
     ) -> None:
-        self._specs = {spec.name.lower(): spec for spec in _specs(number_of_connectors)}
-        self._values = {spec.name: spec.default for spec in self._specs.values()}
+        self._specs = _specs_by_name(number_of_connectors)
+        #: Only the keys that differ from their defaults: a fleet holds thousands of stores.
+        self._values: dict[str, str] = {}
         self._listeners: list[Listener] = []
         for key, value in (overrides or {}).items():
             spec = self._spec(key)
@@ -162,7 +170,7 @@ class ConfigStore:
         spec = self._spec(key)
         if spec is None:
             raise KeyError(key)
-        return self._values[spec.name]
+        return self._values.get(spec.name, spec.default)
 
     def get_int(self, key: str) -> int:
         return int(self.get(key))
@@ -215,7 +223,11 @@ class ConfigStore:
                     specs.append(spec)
         for spec in specs:
             known.append(
-                {"key": spec.name, "readonly": spec.readonly, "value": self._values[spec.name]}
+                {
+                    "key": spec.name,
+                    "readonly": spec.readonly,
+                    "value": self._values.get(spec.name, spec.default),
+                }
             )
         result: dict[str, Any] = {}
         if known:
