@@ -14,19 +14,18 @@ import orjson
 import pytest
 
 from loadtest.bench import REPO_ROOT, ServerSpec, child_env, running_server
-from loadtest.loadgen import (
+from loadtest.loadgen import LoadConfig, run_load_blocking
+from loadtest.wsclient import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FrameParser,
-    LoadConfig,
     WebSocketClient,
     WebSocketError,
     check_handshake_response,
     encode_client_frame,
     mask_bytes,
-    run_load_blocking,
 )
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
