@@ -6,7 +6,8 @@ retried after the interval given), heartbeats, status notifications, meter value
 and clock-aligned), the physics of each connector under its charging-profile limit, reboots
 and the fault hooks. Its parts: `link` (the OCPP connection, the ordered transaction
 queue, the message log), `sessions` (the driver API: `plug_in`, `unplug`, `stop_charging`),
-`commands` (answers to CSMS-initiated calls), `maintenance` (file transfers),
+`commands` (answers to CSMS-initiated calls), `metering` (physics, meter values and
+status notifications), `maintenance` (file transfers),
 `config_store`, `local_list`, `smart_charging`, `connectors`, `timers`.
 
 Connections: `run()` is the charger's lifetime. It calls `connect(nursery)` for each
@@ -41,7 +42,8 @@ from simulator.config_store import ConfigStore
 from simulator.connectors import ConnectorSpec, ConnectorState
 from simulator.link import CallUnanswered, FollowUp, Link
 from simulator.local_list import LocalAuthorization
-from simulator.physics import EnergyRegister, Vehicle
+from simulator.metering import Metering
+from simulator.physics import Vehicle
 from simulator.records import MessageRecord, Refusal, SessionRecord
 from simulator.sessions import PlugResult, SessionFlows
 from simulator.smart_charging import SmartCharging
@@ -173,7 +175,7 @@ class VirtualChargePoint:
         self._offline_until = -math.inf
         self._reboot_reason: str | None = None
         self._last_heartbeat = 0.0
-        self._aligned_epoch = 0.0
+        self.metering = Metering(self)
         self.commands = CommandHandlers(self)
         self._flows = SessionFlows(self)
         self.link = Link(
@@ -368,7 +370,7 @@ class VirtualChargePoint:
             self.refresh_status(0, force=True)
             for connector in self.connectors.values():
                 self.refresh_status(connector.connector_id, force=True)
-            self._schedule_aligned()
+            self.metering.schedule_aligned()
             self.link.kick()
         self.notify_changed()
         return True
@@ -401,34 +403,7 @@ class VirtualChargePoint:
         after it (contexts Interruption.Begin and Interruption.End), so that a CSMS can
         carry the energy across the reset.
         """
-        connector = self.connector(connector_id)
-        self.advance(connector)
-        tx = connector.tx
-        before = connector.register.wh
-        connector.register = EnergyRegister(0)
-        if tx is None:
-            return
-        tx.closed_segments_wh = tx.register_energy(before)
-        tx.segment_start_wh = 0
-        tx.record.meter_resets += 1
-        moment = self.timestamp()
-        readings = [
-            {
-                "timestamp": moment,
-                "sampledValue": [
-                    {
-                        "value": str(wh),
-                        "context": context,
-                        "measurand": "Energy.Active.Import.Register",
-                        "location": "Outlet",
-                        "unit": "Wh",
-                    }
-                ],
-            }
-            for wh, context in ((before, "Interruption.Begin"), (0, "Interruption.End"))
-        ]
-        payload = {"connectorId": connector_id, "meterValue": readings}
-        self.link.queue_transaction_message("MeterValues", payload, tx)
+        self.metering.reset_register(self.connector(connector_id))
 
     def drop_next_reply(self, action: str | None = None) -> None:
         """Lose the CSMS's next answer to `action` (any transaction message if None): the
@@ -495,11 +470,11 @@ class VirtualChargePoint:
                 self.link.send_nowait("Heartbeat", {})
             self._schedule_heartbeat(trio.current_time())
         elif kind == "sample":
-            self._periodic_sample(connector_id)
+            self.metering.periodic_sample(connector_id)
         elif kind == "aligned":
-            self._aligned_sample()
+            self.metering.aligned_sample()
         elif kind == "physics":
-            self._physics_tick(connector_id)
+            self.metering.physics_tick(connector_id)
         elif kind == "wake":
             self.link.kick()
         else:
@@ -512,140 +487,42 @@ class VirtualChargePoint:
         else:
             self.timers.at(("heartbeat", 0), max(since + interval, trio.current_time()))
 
-    def _schedule_aligned(self) -> None:
-        interval = self.config.get_int("ClockAlignedDataInterval")
-        if interval <= 0 or not self.link.accepted:
-            self.timers.cancel(("aligned", 0))
-            return
-        epoch = self.epoch()
-        self._aligned_epoch = (math.floor(epoch / interval) + 1) * interval
-        self.timers.after(("aligned", 0), self._aligned_epoch - epoch)
-
     def _config_changed(self, key: str, value: str) -> None:
         if key == "HeartbeatInterval":
             self._schedule_heartbeat(self._last_heartbeat)
         elif key == "ClockAlignedDataInterval":
-            self._schedule_aligned()
+            self.metering.schedule_aligned()
         elif key == "MeterValueSampleInterval":
             for connector in self.connectors.values():
-                self.schedule_sample(connector, restart=True)
+                self.metering.schedule_sample(connector, restart=True)
 
-    def schedule_sample(self, connector: ConnectorState, *, restart: bool = False) -> None:
-        key = ("sample", connector.connector_id)
-        interval = self.config.get_int("MeterValueSampleInterval")
-        if connector.tx is None or interval <= 0:
-            self.timers.cancel(key)
-        elif restart or self.timers.deadline(key) is None:
-            self.timers.after(key, interval)
-
-    def _periodic_sample(self, connector_id: int) -> None:
-        connector = self.connectors[connector_id]
-        if connector.tx is None:
-            return
-        self.advance(connector)
-        self.refresh_status(connector_id)
-        measurands = self.config.get_list("MeterValuesSampledData")
-        self.send_meter_values(connector, measurands, "Sample.Periodic", self.timestamp())
-        self.schedule_sample(connector, restart=True)
-
-    def _aligned_sample(self) -> None:
-        moment = v16.iso(datetime.fromtimestamp(self._aligned_epoch, UTC))
-        measurands = self.config.get_list("MeterValuesAlignedData")
-        for connector in self.connectors.values():
-            self.advance(connector)
-            self.send_meter_values(connector, measurands, "Sample.Clock", moment)
-        self._schedule_aligned()
-
-    def _physics_tick(self, connector_id: int) -> None:
-        connector = self.connectors[connector_id]
-        if connector.tx is None:
-            return
-        self.advance(connector)
-        self.refresh_status(connector_id)
-        self.timers.after(("physics", connector_id), self.timing.physics_step_s)
-
-    # -- physics, meter values and status ---------------------------------------------------------
+    # -- metering: physics, meter values and status (see `metering`) -------------------------
 
     def offered_w(self, connector: ConnectorState, epoch: float | None = None) -> float:
         """What the connector offers: its maximum, or less under a charging profile."""
-        if connector.faulted:
-            return 0.0
-        limit = self.smart.limit_w(
-            connector.connector_id,
-            self.epoch() if epoch is None else epoch,
-            connector.spec.electrical,
-            in_tx=connector.tx is not None,
-            tx_start=connector.tx.start_epoch if connector.tx else None,
-        )
-        maximum = connector.spec.max_power_w
-        return maximum if limit is None else min(limit, maximum)
+        return self.metering.offered_w(connector, epoch)
 
     def advance(self, connector: ConnectorState) -> None:
         """Charge the car up to now, piecewise between the moments the limit changes."""
-        now = trio.current_time()
-        t, connector.last_advance = connector.last_advance, now
-        tx, vehicle = connector.tx, connector.vehicle
-        if tx is None or vehicle is None or now <= t:
-            return
-        epoch_now = self.epoch()
-        while t < now:
-            epoch = epoch_now - (now - t)
-            change = self.smart.next_change(
-                connector.connector_id, epoch, in_tx=True, tx_start=tx.start_epoch
-            )
-            end = now if change is None else min(now, t + (change - epoch))
-            if end <= t:
-                end = now
-            wh = vehicle.charge(end - t, self.offered_w(connector, epoch))
-            if wh > 0:
-                connector.register.add(wh)
-                tx.record.exact_energy_wh += wh
-            t = end
+        self.metering.advance(connector)
 
     def advance_all(self) -> None:
-        for connector in self.connectors.values():
-            self.advance(connector)
+        self.metering.advance_all()
+
+    def schedule_sample(self, connector: ConnectorState, *, restart: bool = False) -> None:
+        self.metering.schedule_sample(connector, restart=restart)
 
     def send_meter_values(
         self, connector: ConnectorState, measurands: list[str], context: str, timestamp: str
     ) -> None:
-        values = connector.sampled_values(measurands, context, self.offered_w(connector))
-        if not values:
-            return
-        payload = {
-            "connectorId": connector.connector_id,
-            "meterValue": [{"timestamp": timestamp, "sampledValue": values}],
-        }
-        if connector.tx is not None and context != "Trigger":
-            self.link.queue_transaction_message("MeterValues", payload, connector.tx)
-        else:
-            if connector.tx is not None and connector.tx.transaction_id is not None:
-                payload["transactionId"] = connector.tx.transaction_id
-            self.link.send_nowait("MeterValues", payload)
+        self.metering.send_meter_values(connector, measurands, context, timestamp)
 
     def station_status(self) -> str:
-        return "Available" if self.station_operative else "Unavailable"
+        return self.metering.station_status()
 
     def refresh_status(self, connector_id: int, *, force: bool = False) -> None:
         """Report the connector's status if it changed (or always, with `force`)."""
-        if connector_id == 0:
-            status, error_code = self.station_status(), "NoError"
-        else:
-            connector = self.connectors[connector_id]
-            status, error_code = connector.status(self.offered_w(connector)), connector.error_code
-            if not force and status == connector.reported_status:
-                return
-            connector.reported_status = status
-            self.notify_changed()
-        self.link.send_nowait(
-            "StatusNotification",
-            {
-                "connectorId": connector_id,
-                "errorCode": error_code,
-                "status": status,
-                "timestamp": self.timestamp(),
-            },
-        )
+        self.metering.refresh_status(connector_id, force=force)
 
     # -- sessions: the driver layer's API (see `sessions`) -----------------------------------
 
