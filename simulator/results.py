@@ -19,10 +19,14 @@ FRAMES = ("messages", "sessions", "differences")
 
 def frame_of(records: Iterable[Any], columns: list[str] | None = None) -> pd.DataFrame:
     """A DataFrame with one row per dataclass record (columns kept even when empty)."""
-    rows = [dataclasses.asdict(r) for r in records]
-    if rows:
-        return pd.DataFrame(rows)
-    return pd.DataFrame(columns=columns or [])
+    rows = list(records)
+    if not rows:
+        return pd.DataFrame(columns=columns or [])
+    # Flat records: a shallow read of each field (dataclasses.asdict deep-copies, slowly).
+    names = [f.name for f in dataclasses.fields(rows[0])]
+    return pd.DataFrame.from_records(
+        [tuple(getattr(r, name) for name in names) for r in rows], columns=names
+    )
 
 
 def save_results(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> None:

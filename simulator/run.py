@@ -75,6 +75,9 @@ async def run_virtual(
         log_level="warning",
         ocpp_port=0,
         api_port=0,
+        # In-memory streams cannot go half-open: WebSocket pings would only double the
+        # traffic of an idle fleet. Silent chargers are still found by their heartbeats.
+        ping_interval=86_400,
     )
     store = SqliteStore(str(database))
     try:
