@@ -5,7 +5,7 @@
   what is sent and when (CALLERRORs, silent chargers, slow answers).
 - `memory_csms`: the server's parts (ledger actor, registry, keepalive watch) without a
   listener; connections are in-memory stream pairs, so tests can run on `autojump_clock`
-  (with `run_commits_inline`).
+  (commits inline, as `run_csms(virtual_time=True)` does).
 - `WsprotoPeer`: a WebSocket client on a raw stream, frame by frame, for what a
   well-behaved client library will not do (stop reading, fragment, send binary).
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
-import pytest
 import trio
 import trio.testing
 from trio_websocket import WebSocketConnection, open_websocket_url, wrap_client_stream
@@ -26,9 +26,6 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Event, Request, TextMessage
 
 from csms.config import Settings
-from csms.domain.ledger import LedgerRules
-from csms.runtime.keepalive import watch_connections
-from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.registry import ConnectionRegistry
 from csms.runtime.server import Csms, run_csms
 from csms.storage.sqlite import SqliteStore, sqlite_path
@@ -97,21 +94,6 @@ async def connect_raw(
         yield RawCharger(ws)
 
 
-def run_commits_inline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the ledger's commit run on the event loop instead of a worker thread.
-
-    While a worker thread runs, the run loop is idle, and `autojump_clock` would jump
-    virtual time ahead (deadline after deadline) until the thread finishes: a commit
-    could "take" minutes and fire every timeout in the test.
-    """
-
-    async def run_inline(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
-        await trio.lowlevel.checkpoint()
-        return fn(*args)
-
-    monkeypatch.setattr(trio.to_thread, "run_sync", run_inline)
-
-
 @dataclass
 class MemoryCsms:
     """The CSMS's parts wired to in-memory connections instead of a listener."""
@@ -145,28 +127,19 @@ class MemoryCsms:
 
 @asynccontextmanager
 async def memory_csms(settings: Settings) -> AsyncIterator[MemoryCsms]:
-    """Ledger actor, registry and keepalive watch as `run_csms` builds them, no listener.
-
-    Connections are cancelled before the ledger stops, as in `run_csms`, so their last
-    words (disconnect events) are still recorded.
+    """The real CSMS (`run_csms`) on virtual time, with no listener: connections are
+    in-memory stream pairs, so tests can run on `autojump_clock`. Commits run inline there
+    (`virtual_time=True`): on a worker thread the idle loop would let the clock jump ahead.
     """
     store = SqliteStore(sqlite_path(settings.database_url))
-    rules = LedgerRules(
-        unknown_stations=settings.unknown_stations, heartbeat_interval=settings.heartbeat_interval
-    )
-    ledger = LedgerActor(
-        store, rules, queue_size=settings.ledger_queue_size, max_batch=settings.ledger_max_batch
-    )
-    csms = Csms(settings, ledger, ConnectionRegistry())
     try:
-        async with trio.open_nursery() as ledger_nursery:
-            await ledger_nursery.start(ledger.run)
-            async with trio.open_nursery() as handlers:
-                csms.background = handlers
-                await handlers.start(watch_connections, csms.registry, settings)
-                yield MemoryCsms(csms, store, handlers)
-                handlers.cancel_scope.cancel()
-            ledger_nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            csms: Csms = await nursery.start(
+                partial(run_csms, settings, store=store, virtual_time=True, listen=False)
+            )
+            assert csms.background is not None
+            yield MemoryCsms(csms, store, csms.background)
+            nursery.cancel_scope.cancel()
     finally:
         store.close()
 

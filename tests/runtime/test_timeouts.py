@@ -22,7 +22,6 @@ from runtime_harness import (
     WsprotoPeer,
     memory_csms,
     open_store,
-    run_commits_inline,
 )
 from support.charger import TestCharger
 from trio_websocket import ConnectionClosed
@@ -32,11 +31,6 @@ from csms.config import Settings
 from csms.runtime.registry import CommandTimeout
 
 Clock = trio.testing.MockClock
-
-
-@pytest.fixture(autouse=True)
-def inline_commits(monkeypatch: pytest.MonkeyPatch) -> None:
-    run_commits_inline(monkeypatch)
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 from conftest import make_settings
-from runtime_harness import BOOT, WsprotoPeer, memory_csms, open_store, run_commits_inline
+from runtime_harness import BOOT, WsprotoPeer, memory_csms, open_store
 from wsproto.events import BytesMessage, CloseConnection
 
 from csms.config import Settings
 
 Clock = trio.testing.MockClock
-
-
-@pytest.fixture(autouse=True)
-def inline_commits(monkeypatch: pytest.MonkeyPatch) -> None:
-    run_commits_inline(monkeypatch)
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:

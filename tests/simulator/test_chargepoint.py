@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pytest
 import trio
 import trio.testing
 from conftest import make_settings
-from runtime.runtime_harness import MemoryCsms, memory_csms, run_commits_inline, wait_until
+from runtime.runtime_harness import MemoryCsms, memory_csms, wait_until
 from sim_harness import (
     HttpFileServer,
     ev,
@@ -41,11 +40,6 @@ from simulator.chargepoint import ConnectorSpec, Timing, VirtualChargePoint
 from simulator.transport import url_connector
 
 Clock = trio.testing.MockClock
-
-
-@pytest.fixture(autouse=True)
-def inline_commits(monkeypatch: pytest.MonkeyPatch) -> None:
-    run_commits_inline(monkeypatch)
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,7 +15,6 @@ from ledger_harness import (
     authorize_request,
     boot,
     count,
-    db_path,
     heartbeat,
     meter,
     register,
@@ -44,18 +41,6 @@ from csms.storage.sqlite import SqliteStore
 from csms.storage.timestamps import to_text
 
 RULES = ACCEPT_ALL
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return db_path(tmp_path)
-
-
-@pytest.fixture
-def store(path: str) -> Iterator[SqliteStore]:
-    store = SqliteStore(path)
-    yield store
-    store.close()
 
 
 def started(store: SqliteStore, *args: object, **kwargs: object) -> StartDecision:

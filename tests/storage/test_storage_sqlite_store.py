@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from ledger_harness import (
     authorize_request,
     boot,
     count,
-    db_path,
     meter,
     register,
     rows,
@@ -33,18 +31,6 @@ from csms.storage.schema import MIGRATIONS, migrate
 from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
 
 RULES = ACCEPT_ALL
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return db_path(tmp_path)
-
-
-@pytest.fixture
-def store(path: str) -> Iterator[SqliteStore]:
-    store = SqliteStore(path)
-    yield store
-    store.close()
 
 
 def start_id(store: SqliteStore, **kwargs: Any) -> int:
