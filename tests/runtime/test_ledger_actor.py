@@ -71,6 +71,21 @@ async def _submit_all(
     return outcomes
 
 
+async def _submit_to_running_ledger(
+    store: Any, events: Sequence[DomainEvent], **options: Any
+) -> tuple[LedgerActor, dict[int, Reply | BaseException]]:
+    """Run a ledger actor on `store`, submit every event concurrently, stop, close the store."""
+    ledger = LedgerActor(store, RULES, **options)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ledger.run)
+            outcomes = await _submit_all(ledger, events)
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+    return ledger, outcomes
+
+
 class FailingStore:
     """Wraps a SqliteStore; fails `commit` (or `apply_batch`) while `failing` is set.
 
@@ -114,16 +129,9 @@ class FailingStore:
 async def test_concurrent_events_are_group_committed(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     store = SqliteStore(str(path))
-    ledger = LedgerActor(store, RULES)
     events: list[DomainEvent] = [_start(i) for i in range(300)]
     events += [HeartbeatReceived(f"CP-{i}", T0) for i in range(100)]
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(ledger.run)
-            outcomes = await _submit_all(ledger, events)
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    ledger, outcomes = await _submit_to_running_ledger(store, events)
 
     assert len(outcomes) == len(events)
     assert not [o for o in outcomes.values() if isinstance(o, BaseException)]
@@ -142,14 +150,9 @@ async def test_concurrent_events_are_group_committed(tmp_path: Path) -> None:
 async def test_max_batch_bounds_a_batch(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     store = SqliteStore(str(path))
-    ledger = LedgerActor(store, RULES, max_batch=8)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(ledger.run)
-            outcomes = await _submit_all(ledger, [_start(i) for i in range(50)])
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    ledger, outcomes = await _submit_to_running_ledger(
+        store, [_start(i) for i in range(50)], max_batch=8
+    )
     assert all(isinstance(o, StartDecision) for o in outcomes.values())
     assert ledger.stats.largest_batch <= 8
     assert ledger.stats.batches >= 50 // 8
@@ -186,16 +189,9 @@ async def test_failed_commit_fails_every_waiting_submitter(tmp_path: Path) -> No
 async def test_failed_apply_fails_every_submitter_of_the_batch(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     store = FailingStore(SqliteStore(str(path)), fail_in="apply")
-    ledger = LedgerActor(store, RULES)
     events: list[DomainEvent] = [_start(i) for i in range(20)]
     events += [HeartbeatReceived("CP-1", T0), _boot("CP-NEW")]
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(ledger.run)
-            outcomes = await _submit_all(ledger, events)
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    _ledger, outcomes = await _submit_to_running_ledger(store, events)
     # Non-transaction events too: nothing of the batch was applied.
     assert len(outcomes) == len(events)
     assert all(isinstance(o, LedgerUnavailable) for o in outcomes.values()), outcomes
@@ -208,19 +204,12 @@ async def test_a_bad_event_fails_alone(tmp_path: Path) -> None:
     """One event whose rule raises gets its own error; its neighbours commit."""
     path = tmp_path / "ledger.db"
     store = SqliteStore(str(path))
-    ledger = LedgerActor(store, RULES)
 
     class Unknown:
         station_id = "CP-X"
 
     events: list[Any] = [_start(1), Unknown(), _start(2)]
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(ledger.run)
-            outcomes = await _submit_all(ledger, events)
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    _ledger, outcomes = await _submit_to_running_ledger(store, events)
     assert isinstance(outcomes[0], StartDecision)
     assert isinstance(outcomes[2], StartDecision)
     assert isinstance(outcomes[1], KeyError)  # no rule for that event type
