@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from csms.cli_runner import only_os_error, run_app
 from csms.config import ConfigError, Settings, load_settings
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
@@ -124,20 +125,13 @@ def serve(
     try:
         trio.run(run_csms, settings)
     except (OSError, BaseExceptionGroup) as exc:
-        error = _only_os_error(exc)
+        error = only_os_error(exc)
         if error is None:
             raise
         # Typically the port is taken or the host is not an address of this machine.
         raise CliError(
             f"cannot serve on {settings.ocpp_host}:{settings.ocpp_port}: {error.strerror or error}"
         ) from None
-
-
-def _only_os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind `exc` if that is all it is (trio wraps task errors in groups)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, OSError) else None
 
 
 @app.command()
@@ -412,18 +406,4 @@ def _read_csv(file: Path, required: set[str]) -> list[tuple[int, dict[str, str]]
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every refusal into one line and an exit code."""
-    try:
-        code = app(args=argv, standalone_mode=False)
-    except typer.Abort:
-        _fail("aborted", 130)
-    except typer.TyperException as exc:  # usage errors and bad parameters
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        _fail(message, int(getattr(exc, "exit_code", 2)))
-    except (CliError, ConfigError, StoreError) as exc:
-        _fail(str(exc), 1)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"csms: error: {message}\n")
-    sys.exit(code)
+    run_app(app, argv, "csms", (CliError, ConfigError, StoreError))

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from csms.cli_runner import run_app
 from csms.logs import configure_logging
 from simulator.fleet import plan_fleet
 from simulator.results import ResultsError, load_results
@@ -243,20 +244,4 @@ def report(directory: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        code = app(args=argv, standalone_mode=False)
-    except typer.Abort:
-        _fail("aborted", 130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.TyperException as exc:
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        _fail(message, int(getattr(exc, "exit_code", 2)))
-    except (CliError, ScenarioError, ResultsError) as exc:
-        _fail(str(exc), 1)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"simulator: error: {message}\n")
-    sys.exit(code)
+    run_app(app, argv, "simulator", (CliError, ScenarioError, ResultsError))

@@ -50,13 +50,20 @@ class Metering:
         elif restart or cp.timers.deadline(key) is None:
             cp.timers.after(key, interval)
 
-    def periodic_sample(self, connector_id: int) -> None:
-        cp = self.cp
-        connector = cp.connectors[connector_id]
+    def _advance_charging(self, connector_id: int) -> ConnectorState | None:
+        """Bring a connector with a transaction up to now; None if it has none."""
+        connector = self.cp.connectors[connector_id]
         if connector.tx is None:
-            return
+            return None
         self.advance(connector)
         self.refresh_status(connector_id)
+        return connector
+
+    def periodic_sample(self, connector_id: int) -> None:
+        cp = self.cp
+        connector = self._advance_charging(connector_id)
+        if connector is None:
+            return
         measurands = cp.config.get_list("MeterValuesSampledData")
         self.send_meter_values(connector, measurands, "Sample.Periodic", cp.timestamp())
         self.schedule_sample(connector, restart=True)
@@ -71,13 +78,9 @@ class Metering:
         self.schedule_aligned()
 
     def physics_tick(self, connector_id: int) -> None:
-        cp = self.cp
-        connector = cp.connectors[connector_id]
-        if connector.tx is None:
+        if self._advance_charging(connector_id) is None:
             return
-        self.advance(connector)
-        self.refresh_status(connector_id)
-        cp.timers.after(("physics", connector_id), cp.timing.physics_step_s)
+        self.cp.timers.after(("physics", connector_id), self.cp.timing.physics_step_s)
 
     # -- physics, meter values and status ---------------------------------------------------------
 

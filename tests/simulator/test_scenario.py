@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.fleet import FAULT_KINDS
 from simulator.scenario import (
     ScenarioError,
     load_scenario,
@@ -25,14 +26,7 @@ def test_shipped_scenarios_load(name: str) -> None:
 
 def test_the_faulty_fleet_exercises_every_fault_kind() -> None:
     faults = load_scenario(shipped_scenario("faulty")).faults
-    for kind in (
-        "connection_drops",
-        "reboots",
-        "offline_periods",
-        "meter_resets",
-        "malformed_frames",
-        "lost_replies",
-    ):
+    for kind in FAULT_KINDS:
         assert getattr(faults, kind) > 0, kind
     assert faults.clock_skew_s != 0
 
