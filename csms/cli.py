@@ -21,20 +21,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from csms.cli_runner import only_os_error, run_app
+from csms.cli_runner import new_app, only_os_error, run_app
 from csms.config import ConfigError, Settings, load_settings
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
 from csms.storage.base import StoreError
 from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
 
-app = typer.Typer(
-    help="An OCPP charging station management system.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = new_app("An OCPP charging station management system.")
 stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Id tokens (RFID cards, app tokens).", no_args_is_help=True)
 sessions_app = typer.Typer(help="Charging sessions (transactions).", no_args_is_help=True)

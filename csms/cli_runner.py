@@ -12,6 +12,17 @@ from collections.abc import Sequence
 import typer
 
 
+def new_app(help_text: str) -> typer.Typer:
+    """A command-line app with plain (not rich) help and errors, and no completion."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+
 def run_app(
     app: typer.Typer,
     argv: Sequence[str] | None,

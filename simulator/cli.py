@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from csms.cli_runner import run_app
+from csms.cli_runner import new_app, run_app
 from csms.logs import configure_logging
 from simulator.fleet import plan_fleet
 from simulator.results import ResultsError, load_results
@@ -37,13 +37,7 @@ from simulator.scenario import (
     shipped_scenario,
 )
 
-app = typer.Typer(
-    help="Fleet simulator: virtual chargers and drivers over real OCPP.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = new_app("Fleet simulator: virtual chargers and drivers over real OCPP.")
 
 
 class CliError(Exception):
