@@ -69,6 +69,14 @@ def run(
     ledger: Annotated[
         str | None, typer.Option(help="Wire mode: sqlite:///PATH of the CSMS, to reconcile.")
     ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            max=10_000,
+            help="Wire mode: simulated seconds per real second (10 runs an hour in 6 min).",
+        ),
+    ] = 1.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with a one-line JSON summary.")
     ] = False,
@@ -77,6 +85,8 @@ def run(
     """Run a scenario and reconcile what the chargers did with the CSMS ledger."""
     if url is not None and virtual_time:
         raise CliError("--url (wire mode) and --virtual-time exclude each other")
+    if rate != 1.0 and url is None:
+        raise CliError("--rate applies to wire mode (--url); virtual time runs as fast as it can")
     try:
         duration_s = parse_duration(duration) if duration is not None else None
     except ValueError as exc:
@@ -85,7 +95,7 @@ def run(
         chargers=chargers, duration_s=duration_s, seed=seed
     )
     configure_logging("error")
-    outcome = _run(chosen, url, ledger, quiet or as_json)
+    outcome = _run(chosen, url, ledger, rate, quiet or as_json)
     if out is not None:
         save_outcome(outcome, out)
     if as_json:
@@ -97,7 +107,9 @@ def run(
         raise typer.Exit(3)
 
 
-def _run(scenario: Scenario, url: str | None, ledger: str | None, quiet: bool) -> RunOutcome:
+def _run(
+    scenario: Scenario, url: str | None, ledger: str | None, rate: float, quiet: bool
+) -> RunOutcome:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -120,8 +132,12 @@ def _run(scenario: Scenario, url: str | None, ledger: str | None, quiet: bool) -
                 )
             return outcome
         try:
+            # At a rate multiple every timer of the fleet (heartbeats, meter values, dwell
+            # times, call timeouts) runs on a clock that passes `rate` times faster.
+            clock = trio.testing.MockClock(rate=rate) if rate != 1.0 else None
             wired: RunOutcome = trio.run(
-                lambda: run_wire(scenario, url, ledger_url=ledger, progress=advance)
+                lambda: run_wire(scenario, url, ledger_url=ledger, progress=advance),
+                clock=clock,
             )
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -41,7 +41,7 @@ class HostedCsms:
         async def connect(nursery: trio.Nursery) -> MessageTransport:
             client_stream, server_stream = trio.testing.memory_stream_pair()
             self.nursery.start_soon(self.csms.handle_stream, server_stream, f"memory:{station_id}")
-            return await connect_stream(nursery, client_stream, station_id)
+            return await connect_stream(client_stream, station_id)
 
         return connect
 

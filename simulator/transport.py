@@ -4,7 +4,7 @@ WebSocket adapter.
 A charger needs only to send a text message, receive the next one and close. Wire mode opens
 a real WebSocket to any CSMS URL (`ws://HOST:PORT/ocpp/` + the charge point id, subprotocol
 `ocpp1.6`); the in-process mode runs the same WebSocket framing over an in-memory stream
-(`trio_websocket.wrap_client_stream`). Tests may plug in any other `MessageTransport`.
+(`connect_stream`). Tests may plug in any other `MessageTransport`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-    connect_websocket_url,
-    open_websocket_url,
-    wrap_client_stream,
-)
+
+from csms.websocket import HandshakeRefused, WebSocket, WebSocketClosed, open_client
 
 SUBPROTOCOLS = ("ocpp1.6",)
+#: Larger than any message a CSMS sends a charger (a full local list, a composite schedule).
+MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
 
 class TransportClosed(Exception):
@@ -47,16 +44,17 @@ class MessageTransport(Protocol):
 
 
 #: Opens a new connection for a charger; the charger passes the nursery that owns the
-#: connection's background tasks (trio-websocket's reader) for as long as it is up.
+#: connection for as long as it is up (a transport may run background tasks in it).
 Connector = Callable[[trio.Nursery], Awaitable[MessageTransport]]
 
 
 class WebSocketTransport:
-    """`MessageTransport` over a trio-websocket client connection."""
+    """`MessageTransport` over a WebSocket client end (`csms.websocket`), read in the
+    receiving task: no reader task or message channel per connection."""
 
     __slots__ = ("_ws",)
 
-    def __init__(self, ws: WebSocketConnection) -> None:
+    def __init__(self, ws: WebSocket) -> None:
         self._ws = ws
 
     @property
@@ -65,21 +63,18 @@ class WebSocketTransport:
 
     async def send(self, text: str) -> None:
         try:
-            await self._ws.send_message(text)
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            await self._ws.send(text)
+        except WebSocketClosed as exc:
             raise TransportClosed(str(exc)) from None
 
     async def receive(self) -> str:
         try:
-            message = await self._ws.get_message()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            return await self._ws.receive()
+        except WebSocketClosed as exc:
             raise TransportClosed(str(exc)) from None
-        return message if isinstance(message, str) else message.decode()
 
     async def aclose(self) -> None:
-        # A peer that vanished never answers the close handshake: do not wait for it long.
-        with trio.move_on_after(5):
-            await self._ws.aclose()
+        await self._ws.close()
 
 
 def station_url(base_url: str, station_id: str) -> str:
@@ -87,18 +82,36 @@ def station_url(base_url: str, station_id: str) -> str:
     return f"{base_url.rstrip('/')}/{station_id}"
 
 
+def _split_ws_url(url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        raise TransportClosed(f"not a ws:// URL: {url!r}")
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    return parts.hostname, parts.port or 80, target
+
+
 async def connect_url(
-    nursery: trio.Nursery, base_url: str, station_id: str, *, timeout: float = 30.0
+    base_url: str, station_id: str, *, timeout: float = 30.0
 ) -> WebSocketTransport:
     """Wire mode: open a WebSocket to `base_url/station_id` offering `ocpp1.6`.
 
     Raises `TransportClosed` when the CSMS cannot be reached or refuses the handshake.
     """
     url = station_url(base_url, station_id)
+    host, port, target = _split_ws_url(url)
     try:
         with trio.fail_after(timeout):
-            ws = await connect_websocket_url(nursery, url, subprotocols=list(SUBPROTOCOLS))
-    except (OSError, HandshakeError, trio.TooSlowError) as exc:
+            stream = await trio.open_tcp_stream(host, port)
+            ws = await open_client(
+                stream,
+                host if port == 80 else f"{host}:{port}",
+                target,
+                list(SUBPROTOCOLS),
+                max_message_size=MAX_MESSAGE_SIZE,
+            )
+    except (OSError, HandshakeRefused, WebSocketClosed, trio.TooSlowError) as exc:
         raise TransportClosed(f"cannot connect to {url}: {exc!r}") from None
     return WebSocketTransport(ws)
 
@@ -107,13 +120,12 @@ def url_connector(base_url: str, station_id: str) -> Connector:
     """A `Connector` for wire mode against the CSMS at `base_url`."""
 
     async def connect(nursery: trio.Nursery) -> MessageTransport:
-        return await connect_url(nursery, base_url, station_id)
+        return await connect_url(base_url, station_id)
 
     return connect
 
 
 async def connect_stream(
-    nursery: trio.Nursery,
     stream: trio.abc.Stream,
     station_id: str,
     *,
@@ -122,14 +134,14 @@ async def connect_stream(
 ) -> WebSocketTransport:
     """In-process mode: the WebSocket client handshake over an already open stream."""
     try:
-        ws = await wrap_client_stream(
-            nursery,
-            stream,  # type: ignore[arg-type]  # any trio stream works; the hint is narrow
+        ws = await open_client(
+            stream,
             host,
             f"{path_prefix}{station_id}",
-            subprotocols=list(SUBPROTOCOLS),
+            list(SUBPROTOCOLS),
+            max_message_size=MAX_MESSAGE_SIZE,
         )
-    except (HandshakeError, trio.BrokenResourceError) as exc:
+    except (HandshakeRefused, WebSocketClosed) as exc:
         raise TransportClosed(f"handshake failed: {exc!r}") from None
     return WebSocketTransport(ws)
 
@@ -137,7 +149,9 @@ async def connect_stream(
 @asynccontextmanager
 async def open_wire_transport(base_url: str, station_id: str) -> AsyncIterator[MessageTransport]:
     """A one-off wire connection as a context manager (scripts and notebooks)."""
-    async with open_websocket_url(
-        station_url(base_url, station_id), subprotocols=list(SUBPROTOCOLS)
-    ) as ws:
-        yield WebSocketTransport(ws)
+    transport = await connect_url(base_url, station_id)
+    try:
+        yield transport
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await transport.aclose()

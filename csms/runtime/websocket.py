@@ -1,50 +1,30 @@
-"""`ServerWebSocket`: the server end of one WebSocket, driven by wsproto in the caller's task.
+"""`ServerWebSocket`: the server end of one WebSocket, with the upgrade handshake.
 
-trio-websocket gives each connection a reader task and a message channel; at thousands of
-connections and thousands of messages per second that extra task switch per message and the
-per-connection task, channel and lock cost a measurable share of the CPU and memory (see the
-benchmark). Here the connection actor's own task reads the stream, feeds wsproto (the same
-sans-I/O library trio-websocket builds on) and gets whole text messages back; writes from
-several tasks are serialised without a lock by coalescing into one writer.
+The message layer is `csms.websocket.WebSocket`, shared with the simulator's client end; this
+module adds what only a server does: read the upgrade request, let the caller decide on it
+(path, subprotocol), and accept or refuse it with an HTTP answer.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
+from wsproto import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-RECEIVE_BYTES = 64 * 1024
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
-
-
-class WebSocketClosed(Exception):
-    """The WebSocket is closed; `code` is the close code, if there was one."""
-
-    def __init__(self, code: int | None, reason: str = "") -> None:
-        super().__init__(f"closed ({code}): {reason}" if reason else f"closed ({code})")
-        self.code = code
-        self.reason = reason
+from csms.websocket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_UNSUPPORTED_DATA,
+    WebSocket,
+    WebSocketClosed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,39 +40,11 @@ class Handshake:
 Decision = tuple[str | None, tuple[int, str] | None]
 
 
-class ServerWebSocket:
-    __slots__ = (
-        "_backlog",
-        "_buffer",
-        "_buffered",
-        "_closed",
-        "_max_message_size",
-        "_pong",
-        "_stream",
-        "_writing",
-        "_ws",
-        "close_code",
-        "subprotocol",
-    )
+class ServerWebSocket(WebSocket):
+    __slots__ = ()
 
     def __init__(self, stream: trio.abc.Stream, *, max_message_size: int) -> None:
-        self._stream = stream
-        self._ws = WSConnection(ConnectionType.SERVER)
-        self._max_message_size = max_message_size
-        self._buffer: list[str] = []
-        self._buffered = 0
-        self._writing = False
-        self._backlog: list[bytes] = []
-        self._closed = False
-        self._pong: trio.Event | None = None
-        self.close_code: int | None = None
-        self.subprotocol: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    # -- handshake ---------------------------------------------------------------------
+        super().__init__(stream, ConnectionType.SERVER, max_message_size=max_message_size)
 
     async def handshake(self, decide: Callable[[Handshake], Decision]) -> Handshake | None:
         """Read the upgrade request and accept or refuse it; the request if accepted."""
@@ -146,133 +98,16 @@ class ServerWebSocket:
             pass
         await self._abort()
 
-    # -- messages ----------------------------------------------------------------------
 
-    async def receive(self) -> str:
-        """The next whole text message. Pings are answered on the way.
-
-        Raises WebSocketClosed when the peer closes, the stream ends, or a rule is broken
-        (a binary message, a message over the size limit, a protocol error); the close
-        handshake has then been done.
-        """
-        ws = self._ws
-        while True:
-            for event in ws.events():
-                if isinstance(event, TextMessage):
-                    try:
-                        text = self._collect(event)
-                    except _TooBig:
-                        reason = f"message larger than {self._max_message_size} characters"
-                        await self.close(CLOSE_MESSAGE_TOO_BIG, reason)
-                        raise WebSocketClosed(CLOSE_MESSAGE_TOO_BIG, reason) from None
-                    if text is not None:
-                        return text
-                elif isinstance(event, Ping):
-                    await self._write(ws.send(event.response()))
-                elif isinstance(event, Pong):
-                    if self._pong is not None:
-                        self._pong.set()
-                elif isinstance(event, CloseConnection):
-                    await self._answer_close(event)
-                elif isinstance(event, BytesMessage):
-                    await self.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text messages")
-                    raise WebSocketClosed(CLOSE_UNSUPPORTED_DATA, "binary message")
-            data = await self._receive_some()
-            if not data:
-                await self._abort()
-                raise WebSocketClosed(self.close_code, "the stream ended")
-            try:
-                ws.receive_data(data)
-            except RemoteProtocolError as exc:
-                await self.close(CLOSE_PROTOCOL_ERROR, str(exc))
-                raise WebSocketClosed(CLOSE_PROTOCOL_ERROR, str(exc)) from None
-
-    def _collect(self, event: TextMessage) -> str | None:
-        if event.message_finished and not self._buffer:
-            if len(event.data) > self._max_message_size:
-                raise _TooBig()
-            return event.data
-        self._buffer.append(event.data)
-        self._buffered += len(event.data)
-        if self._buffered > self._max_message_size:
-            raise _TooBig()
-        if not event.message_finished:
-            return None
-        text = "".join(self._buffer)
-        self._buffer.clear()
-        self._buffered = 0
-        return text
-
-    async def send(self, text: str) -> None:
-        """Send a text message; raises WebSocketClosed if the connection is gone."""
-        if self._closed:
-            raise WebSocketClosed(self.close_code, "send on a closed WebSocket")
-        try:
-            data = self._ws.send(TextMessage(data=text))
-        except LocalProtocolError:
-            raise WebSocketClosed(self.close_code, "the WebSocket is closing") from None
-        await self._write(data)
-
-    async def ping(self) -> None:
-        """Send a ping and wait for a pong (which `receive`, running elsewhere, sees)."""
-        if self._closed:
-            raise WebSocketClosed(self.close_code, "ping on a closed WebSocket")
-        self._pong = pong = trio.Event()
-        try:
-            await self._write(self._ws.send(Ping(payload=b"csms")))
-        except LocalProtocolError:
-            raise WebSocketClosed(self.close_code, "the WebSocket is closing") from None
-        await pong.wait()
-
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Start the close handshake (if still open) and close the stream."""
-        if not self._closed:
-            self.close_code = code
-            with contextlib.suppress(LocalProtocolError, WebSocketClosed):
-                await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
-        await self._abort()
-
-    async def _answer_close(self, event: CloseConnection) -> None:
-        self.close_code = event.code
-        with contextlib.suppress(LocalProtocolError, WebSocketClosed):
-            await self._write(self._ws.send(event.response()))
-        await self._abort()
-        raise WebSocketClosed(event.code, event.reason or "")
-
-    # -- the stream --------------------------------------------------------------------
-
-    async def _receive_some(self) -> bytes:
-        try:
-            return bytes(await self._stream.receive_some(RECEIVE_BYTES))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return b""
-
-    async def _write(self, data: bytes) -> None:
-        """Write `data`; if another task is writing, it is queued behind and sent by it."""
-        if self._closed:
-            raise WebSocketClosed(self.close_code, "write on a closed WebSocket")
-        if self._writing:
-            self._backlog.append(data)
-            return
-        self._writing = True
-        try:
-            await self._stream.send_all(data)
-            while self._backlog:
-                pending = b"".join(self._backlog)
-                self._backlog.clear()
-                await self._stream.send_all(pending)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._closed = True
-            raise WebSocketClosed(self.close_code, "the connection broke") from None
-        finally:
-            self._writing = False
-
-    async def _abort(self) -> None:
-        self._closed = True
-        if self._pong is not None:
-            self._pong.set()
-        await self._stream.aclose()
-
-
-class _TooBig(Exception):
-    """A message over the size limit (close code 1009)."""
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_INTERNAL_ERROR",
+    "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_NORMAL",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_UNSUPPORTED_DATA",
+    "Decision",
+    "Handshake",
+    "ServerWebSocket",
+    "WebSocketClosed",
+]

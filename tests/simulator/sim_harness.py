@@ -33,7 +33,7 @@ def memory_connector(server: MemoryCsms, station_id: str) -> Connector:
     async def connect(nursery: trio.Nursery) -> MessageTransport:
         client_stream, server_stream = trio.testing.memory_stream_pair()
         await server.serve(server_stream)
-        return await connect_stream(nursery, client_stream, station_id)
+        return await connect_stream(client_stream, station_id)
 
     return connect
 

@@ -60,15 +60,15 @@ def test_the_faulty_fleet_reconciles_exactly(tmp_path: Path) -> None:
 
 
 def test_wire_mode_against_csms_serve(tmp_path: Path) -> None:
-    # 30 real seconds with arrivals scaled up so that sessions happen in that time.
+    # Two simulated minutes at 4x real time, arrivals scaled up so that sessions happen.
     path = tmp_path / "wire.toml"
     path.write_text(
         "\n".join(
             [
                 'name = "wire"',
                 "seed = 3",
-                "start = 2026-03-02T08:30:00+01:00",  # the morning peak: arrivals in 30 s
-                'duration = "30s"',
+                "start = 2026-03-02T08:30:00+01:00",  # the morning peak
+                'duration = "2m"',
                 "[[stations]]",
                 'prefix = "WIRE"',
                 "count = 6",
@@ -100,6 +100,8 @@ def test_wire_mode_against_csms_serve(tmp_path: Path) -> None:
                     f"ws://127.0.0.1:{server.ocpp_port}/ocpp",
                     "--ledger",
                     f"sqlite:///{server.db_path}",
+                    "--rate",
+                    "4",
                     "--out",
                     str(out),
                     "--json",
@@ -108,7 +110,9 @@ def test_wire_mode_against_csms_serve(tmp_path: Path) -> None:
         assert exited.value.code == 0
     frames, summary = load_results(out)
     assert summary["sessions"] > 0
-    assert summary["wall_s"] >= 30  # real time
+    # Two simulated minutes at four times real time: about 30 s of wall time.
+    assert 30 <= summary["wall_s"] < 90, summary["wall_s"]
+    assert summary["simulated_s"] == 120
     assert summary["reconciliation"]["exact"] is True
     assert len(frames["messages"]) == summary["messages"] > 0
 
@@ -126,6 +130,8 @@ def test_cli_json_summary_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["run", "city", "--duration", "soon"], "--duration"),
         (["run", "city", "--chargers", "0"], "--chargers"),
         (["run", "city", "--url", "ws://127.0.0.1:1/ocpp", "--virtual-time"], "exclude"),
+        (["run", "city", "--rate", "10"], "--rate applies to wire mode"),
+        (["run", "city", "--url", "ws://127.0.0.1:1/ocpp", "--rate", "0"], "--rate"),
         (["report", str(tmp_path)], "not a results directory"),
     ]:
         with pytest.raises(SystemExit) as failed:
