@@ -8,25 +8,34 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import trio
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from csms.cli_billing import register as register_billing
+from csms.cli_common import (
+    CliError,
+    CliState,
+    ConfigOption,
+    FormatOption,
+    OutputFormat,
+    cli_settings,
+    open_cli_store,
+    parse_date,
+    print_rows,
+)
 from csms.cli_runner import new_app, only_os_error, run_app
-from csms.config import ConfigError, Settings, load_settings
+from csms.config import ConfigError
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
 from csms.storage.base import StoreError
-from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
+from csms.storage.sqlite import TokenRow
+from csms.storage.sqlite_billing_admin import live_cost
 
 app = new_app("An OCPP charging station management system.")
 stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
@@ -35,68 +44,12 @@ sessions_app = typer.Typer(help="Charging sessions (transactions).", no_args_is_
 app.add_typer(stations_app, name="stations")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sessions_app, name="sessions")
-
-
-class CliError(Exception):
-    """An operator mistake, reported as one line."""
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class _State:
-    config: Path | None = None
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML configuration file.", show_default=False),
-]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+register_billing(app)
 
 
 @app.callback()
 def _root(config: ConfigOption = None) -> None:
-    _State.config = config
-
-
-def _settings(**overrides: Any) -> Settings:
-    return load_settings(_State.config, **overrides)
-
-
-@contextmanager
-def _store() -> Iterator[SqliteStore]:
-    settings = _settings()
-    store = SqliteStore(sqlite_path(settings.database_url))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _print(
-    rows: list[dict[str, Any]] | dict[str, Any], fmt: OutputFormat, columns: list[str]
-) -> None:
-    if fmt is OutputFormat.json:
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
-    items = rows if isinstance(rows, list) else [rows]
-    table = Table(*columns)
-    for row in items:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    Console(width=200).print(table)
-
-
-def _parse_date(text: str | None, what: str) -> datetime | None:
-    if text is None or text == "":
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{what} must be an ISO 8601 date or date-time, not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    CliState.config = config
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -111,7 +64,7 @@ def serve(
     """Run the CSMS: the OCPP endpoint and the ledger, until interrupted."""
     from csms.runtime.server import run_csms
 
-    settings = _settings(ocpp_port=ocpp_port, api_port=api_port, database_url=database_url)
+    settings = cli_settings(ocpp_port=ocpp_port, api_port=api_port, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     # The ledger's commit thread waits for the GIL after each fsync; at the default 5 ms
     # switch interval that wait is a visible share of a transaction message's latency.
@@ -203,7 +156,7 @@ def stations_add(
         validate_station_id(station_id)
     except BadStationId as exc:
         raise CliError(str(exc)) from None
-    with _store() as store:
+    with open_cli_store() as store:
         added = store.add_station(station_id, security_profile)
     typer.echo(f"station {station_id} {'registered' if added else 'was already registered'}")
 
@@ -223,7 +176,7 @@ def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -
             raise CliError(f"{file}:{line}: {exc}") from None
         except ValueError:
             raise CliError(f"{file}:{line}: security_profile must be 0-3") from None
-    with _store() as store:
+    with open_cli_store() as store:
         added = store.add_stations(stations)
     typer.echo(f"{added} stations registered, {len(rows) - added} already known")
 
@@ -231,8 +184,8 @@ def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -
 @stations_app.command("list")
 def stations_list(fmt: FormatOption = OutputFormat.table) -> None:
     """List stations."""
-    with _store() as store:
-        _print(store.list_stations(), fmt, _STATION_COLUMNS)
+    with open_cli_store() as store:
+        print_rows(store.list_stations(), fmt, _STATION_COLUMNS)
 
 
 @stations_app.command("show")
@@ -240,16 +193,16 @@ def stations_show(
     station_id: Annotated[str, typer.Argument(metavar="ID")], fmt: FormatOption = OutputFormat.table
 ) -> None:
     """Show a station with its connectors."""
-    with _store() as store:
+    with open_cli_store() as store:
         station = store.get_station(station_id)
     if station is None:
         raise CliError(f"no station {station_id!r}")
     if fmt is OutputFormat.json:
-        _print(station, fmt, [])
+        print_rows(station, fmt, [])
         return
     connectors = station.pop("connectors")
-    _print([{"field": k, "value": v} for k, v in station.items()], fmt, ["field", "value"])
-    _print(connectors, fmt, ["connector_id", "status", "error_code", "info", "updated_at"])
+    print_rows([{"field": k, "value": v} for k, v in station.items()], fmt, ["field", "value"])
+    print_rows(connectors, fmt, ["connector_id", "status", "error_code", "info", "updated_at"])
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -275,10 +228,8 @@ def tokens_add(
     ] = None,
 ) -> None:
     """Add or update an id token."""
-    with _store() as store:
-        store.upsert_token(
-            id_tag, status.value, _parse_date(expiry, "--expiry"), parent, max_active
-        )
+    with open_cli_store() as store:
+        store.upsert_token(id_tag, status.value, parse_date(expiry, "--expiry"), parent, max_active)
     typer.echo(f"token {id_tag} saved ({status.value})")
 
 
@@ -296,7 +247,7 @@ def tokens_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
             token = TokenRow(
                 row["id_tag"],
                 row.get("status") or "Accepted",
-                _parse_date(row.get("expiry"), "expiry"),
+                parse_date(row.get("expiry"), "expiry"),
                 row.get("parent_id_tag") or None,
                 int(max_active_text) if max_active_text else None,
             )
@@ -306,7 +257,7 @@ def tokens_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
         except (StoreError, CliError) as exc:
             raise CliError(f"{file}:{line}: {exc}") from None
         tokens.append(token)
-    with _store() as store:
+    with open_cli_store() as store:
         store.upsert_tokens(tokens)
     typer.echo(f"{len(tokens)} tokens imported")
 
@@ -314,14 +265,14 @@ def tokens_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
 @tokens_app.command("list")
 def tokens_list(fmt: FormatOption = OutputFormat.table) -> None:
     """List id tokens."""
-    with _store() as store:
-        _print(store.list_tokens(), fmt, _TOKEN_COLUMNS)
+    with open_cli_store() as store:
+        print_rows(store.list_tokens(), fmt, _TOKEN_COLUMNS)
 
 
 @tokens_app.command("block")
 def tokens_block(id_tag: Annotated[str, typer.Argument(metavar="TAG")]) -> None:
     """Block an id token: it is refused from now on."""
-    with _store() as store:
+    with open_cli_store() as store:
         store.set_token_status(id_tag, "Blocked")
     typer.echo(f"token {id_tag} blocked")
 
@@ -350,8 +301,8 @@ def sessions_list(
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """List sessions, newest first."""
-    with _store() as store:
-        _print(
+    with open_cli_store() as store:
+        print_rows(
             store.list_sessions(station_id=station, status=status, limit=limit),
             fmt,
             _SESSION_COLUMNS,
@@ -363,16 +314,22 @@ def sessions_show(
     session_id: Annotated[int, typer.Argument(metavar="ID")], fmt: FormatOption = OutputFormat.table
 ) -> None:
     """Show a session with its meter samples."""
-    with _store() as store:
+    with open_cli_store() as store:
         session = store.get_session(session_id)
+        if session is not None and session["status"] == "Active":
+            session["live_cost"] = live_cost(
+                store, session_id, datetime.now(UTC), cli_settings().billing_rules()
+            )
     if session is None:
         raise CliError(f"no session {session_id}")
     if fmt is OutputFormat.json:
-        _print(session, fmt, [])
+        print_rows(session, fmt, [])
         return
     samples = session.pop("meter_samples")
-    _print([{"field": k, "value": v} for k, v in session.items()], fmt, ["field", "value"])
-    _print(samples, fmt, ["timestamp", "measurand", "phase", "value", "unit", "context", "anomaly"])
+    print_rows([{"field": k, "value": v} for k, v in session.items()], fmt, ["field", "value"])
+    print_rows(
+        samples, fmt, ["timestamp", "measurand", "phase", "value", "unit", "context", "anomaly"]
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------

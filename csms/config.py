@@ -7,12 +7,15 @@ TOML sections map onto flat settings: `[stations] unknown = "accept"` is `unknow
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from csms.domain.billing import BillingRules
 from csms.domain.ledger import UnknownStationPolicy
 
 #: TOML (section, key) -> setting name.
@@ -31,6 +34,13 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("stations", "unknown"): "unknown_stations",
     ("ledger", "max_batch"): "ledger_max_batch",
     ("ledger", "queue_size"): "ledger_queue_size",
+    ("billing", "timezone"): "billing_timezone",
+    ("billing", "idle_power_w"): "idle_power_w",
+    ("billing", "card_hold_amount"): "card_hold_amount",
+    ("payments", "provider"): "payment_provider",
+    ("payments", "decline_rate"): "payment_decline_rate",
+    ("payments", "timeout_rate"): "payment_timeout_rate",
+    ("payments", "poll_interval"): "payment_poll_interval",
     ("log", "level"): "log_level",
     ("log", "format"): "log_format",
 }
@@ -63,8 +73,45 @@ class Settings(BaseSettings):
     mailbox_size: int = Field(16, ge=1)
     ledger_max_batch: int = Field(1024, ge=1)
     ledger_queue_size: int = Field(8192, ge=1)
+    #: The stations' local time zone, for tariffs' time-of-day, day and date restrictions.
+    billing_timezone: str = "UTC"
+    #: Average power (W) below which a plugged-in car is parked, not charging.
+    idle_power_w: int = Field(100, ge=0)
+    #: The hold taken on a card-on-file driver's card when a session starts.
+    card_hold_amount: Decimal = Field(Decimal("50"), gt=0)
+    #: The card provider: "simulated" (built in, behaves like a real one) or "none".
+    payment_provider: str = "simulated"
+    payment_decline_rate: float = Field(0.0, ge=0, le=1)
+    payment_timeout_rate: float = Field(0.0, ge=0, le=1)
+    #: How often the payments worker looks for due provider calls (seconds).
+    payment_poll_interval: float = Field(2.0, gt=0)
     log_level: str = "info"
     log_format: str = "console"
+
+    @field_validator("billing_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("payment_provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in {"simulated", "none"}:
+            raise ValueError("must be simulated or none")
+        return value
+
+    def billing_rules(self) -> BillingRules:
+        return BillingRules(
+            idle_power_w=self.idle_power_w,
+            tz=ZoneInfo(self.billing_timezone),
+            card_hold_amount=self.card_hold_amount,
+        )
 
     @field_validator("database_url")
     @classmethod

@@ -9,11 +9,12 @@ meter anomalies are flagged, never rejected.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from csms.domain.authorization import authorize
+from csms.domain.billing import BillingRules
 from csms.domain.events import (
     AuthorizeRequested,
     BootReported,
@@ -30,7 +31,7 @@ from csms.domain.events import (
     TransactionStopped,
 )
 from csms.domain.metering import is_register, register_anomaly
-from csms.domain.ports import LedgerTx
+from csms.domain.ports import LedgerStore
 from csms.domain.records import RegisterReading, TransactionStatus
 from csms.domain.replies import (
     Ack,
@@ -60,14 +61,16 @@ class LedgerRules:
     heartbeat_interval: int = 300
     #: How long a Pending or Rejected station waits before it boots again.
     retry_interval: int = 60
+    #: Pricing and payment of sessions; None runs the ledger without billing.
+    billing: BillingRules | None = field(default_factory=BillingRules)
 
-    def apply(self, tx: LedgerTx, event: DomainEvent) -> Reply:
-        handler: Callable[[LedgerRules, LedgerTx, Any], Reply] = _HANDLERS[type(event)]
+    def apply(self, tx: LedgerStore, event: DomainEvent) -> Reply:
+        handler: Callable[[LedgerRules, LedgerStore, Any], Reply] = _HANDLERS[type(event)]
         return handler(self, tx, event)
 
     # -- stations ----------------------------------------------------------------------
 
-    def boot(self, tx: LedgerTx, event: BootReported) -> Reply:
+    def boot(self, tx: LedgerStore, event: BootReported) -> Reply:
         station = tx.get_station(event.station_id)
         if (
             station is not None and station.registered
@@ -86,11 +89,11 @@ class LedgerRules:
         )
         return BootDecision(status, interval, event.received_at)
 
-    def heartbeat(self, tx: LedgerTx, event: HeartbeatReceived) -> Reply:
+    def heartbeat(self, tx: LedgerStore, event: HeartbeatReceived) -> Reply:
         tx.touch_station(event.station_id, event.received_at, heartbeat=True)
         return HeartbeatAck(event.received_at)
 
-    def status(self, tx: LedgerTx, event: StatusReported) -> Reply:
+    def status(self, tx: LedgerStore, event: StatusReported) -> Reply:
         tx.record_status(event)
         if event.error_code != "NoError" or event.status == "Faulted":
             tx.log_event(
@@ -107,28 +110,28 @@ class LedgerRules:
             )
         return Ack()
 
-    def connection(self, tx: LedgerTx, event: ConnectionChanged) -> Reply:
+    def connection(self, tx: LedgerStore, event: ConnectionChanged) -> Reply:
         if event.state != "replaced":
             tx.set_connection_state(event.station_id, event.state == "connected", event.received_at)
         tx.log_event(event.station_id, event.state, event.received_at, event.detail)
         station = tx.get_station(event.station_id)
         return ConnectionAck(station is not None and station.registered)
 
-    def firmware_status(self, tx: LedgerTx, event: FirmwareStatusReported) -> Reply:
+    def firmware_status(self, tx: LedgerStore, event: FirmwareStatusReported) -> Reply:
         tx.set_station_field(event.station_id, "firmware_status", event.status)
         tx.log_event(
             event.station_id, "firmware_status", event.received_at, {"status": event.status}
         )
         return Ack()
 
-    def diagnostics_status(self, tx: LedgerTx, event: DiagnosticsStatusReported) -> Reply:
+    def diagnostics_status(self, tx: LedgerStore, event: DiagnosticsStatusReported) -> Reply:
         tx.set_station_field(event.station_id, "diagnostics_status", event.status)
         tx.log_event(
             event.station_id, "diagnostics_status", event.received_at, {"status": event.status}
         )
         return Ack()
 
-    def data_transfer(self, tx: LedgerTx, event: DataTransferReceived) -> Reply:
+    def data_transfer(self, tx: LedgerStore, event: DataTransferReceived) -> Reply:
         tx.log_event(
             event.station_id,
             "data_transfer",
@@ -141,15 +144,20 @@ class LedgerRules:
     # -- authorization and transactions -------------------------------------------------
 
     def _id_tag_info(
-        self, tx: LedgerTx, id_tag: str, event_time: Any, *, already_counted: int = 0
+        self, tx: LedgerStore, id_tag: str, event_time: Any, *, already_counted: int = 0
     ) -> IdTagInfo:
         """`already_counted`: active transactions of this tag that are the one being decided."""
         token = tx.get_token(id_tag)
         parent = tx.get_token(token.parent_id_tag) if token and token.parent_id_tag else None
         active = tx.count_active_transactions(id_tag) - already_counted if token else 0
-        return authorize(token, parent, event_time, active)
+        info = authorize(token, parent, event_time, active)
+        if info.status is AuthorizationStatus.ACCEPTED and self.billing is not None:
+            refused = self.billing.authorization(tx, id_tag)
+            if refused is not None:
+                return IdTagInfo(refused, info.expiry, info.parent_id_tag)
+        return info
 
-    def authorize(self, tx: LedgerTx, event: AuthorizeRequested) -> Reply:
+    def authorize(self, tx: LedgerStore, event: AuthorizeRequested) -> Reply:
         info = self._id_tag_info(tx, event.id_tag, event.received_at)
         if info.status is not AuthorizationStatus.ACCEPTED:
             # Refusals are what an operator looks for; accepted ones are the norm.
@@ -161,7 +169,7 @@ class LedgerRules:
             )
         return AuthorizeDecision(info)
 
-    def start_transaction(self, tx: LedgerTx, event: TransactionStarted) -> Reply:
+    def start_transaction(self, tx: LedgerStore, event: TransactionStarted) -> Reply:
         existing = tx.find_started_transaction(
             event.station_id, event.connector_id, event.id_tag, event.timestamp
         )
@@ -198,9 +206,11 @@ class LedgerRules:
                 "last_meter_at": event.timestamp,
             }
         )
+        if self.billing is not None and info.status is AuthorizationStatus.ACCEPTED:
+            self.billing.on_start(tx, transaction_id, event.id_tag, event.received_at)
         return StartDecision(transaction_id, info)
 
-    def meter_values(self, tx: LedgerTx, event: MeterValuesReported) -> Reply:
+    def meter_values(self, tx: LedgerStore, event: MeterValuesReported) -> Reply:
         record = None
         reported = event.transaction_id
         if reported is not None:
@@ -223,7 +233,7 @@ class LedgerRules:
         )
         return Ack()
 
-    def stop_transaction(self, tx: LedgerTx, event: TransactionStopped) -> Reply:
+    def stop_transaction(self, tx: LedgerStore, event: TransactionStopped) -> Reply:
         info = self._id_tag_info(tx, event.id_tag, event.received_at) if event.id_tag else None
         record = tx.get_transaction(event.transaction_id)
         if record is None or record.station_id != event.station_id:
@@ -288,10 +298,14 @@ class LedgerRules:
                 **({"anomalies": ",".join(flags), "needs_reconciliation": 1} if flags else {}),
             },
         )
+        if self.billing is not None:
+            ended = tx.get_transaction(record.id)
+            assert ended is not None
+            self.billing.on_stop(tx, ended, event.timestamp)
         return StopDecision(info)
 
     def _stop_unmatched(
-        self, tx: LedgerTx, event: TransactionStopped, info: IdTagInfo | None
+        self, tx: LedgerStore, event: TransactionStopped, info: IdTagInfo | None
     ) -> Reply:
         if tx.find_unmatched_stop(event.station_id, event.transaction_id, event.timestamp):
             return StopDecision(info)
@@ -331,7 +345,7 @@ class LedgerRules:
 
     def _store_samples(
         self,
-        tx: LedgerTx,
+        tx: LedgerStore,
         station_id: str,
         connector_id: int,
         transaction_id: int | None,
@@ -408,7 +422,7 @@ class _Stored:
     offset_wh: float
 
 
-_HANDLERS: dict[type, Callable[[LedgerRules, LedgerTx, Any], Reply]] = {
+_HANDLERS: dict[type, Callable[[LedgerRules, LedgerStore, Any], Reply]] = {
     BootReported: LedgerRules.boot,
     HeartbeatReceived: LedgerRules.heartbeat,
     StatusReported: LedgerRules.status,

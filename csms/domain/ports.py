@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
+from csms.domain.cdr import Cdr
 from csms.domain.events import BootReported, MeterSample, StatusReported
+from csms.domain.payments import PaymentAction
+from csms.domain.postings import Posting
 from csms.domain.records import (
+    DriverRecord,
     StationRecord,
     TokenRecord,
     TransactionRecord,
     TransactionStatus,
 )
+from csms.domain.tariffs import Tariff
 
 
 class LedgerTx(Protocol):
@@ -70,4 +76,45 @@ class LedgerTx(Protocol):
     ) -> None: ...
 
 
-__all__ = ["LedgerTx", "TransactionStatus"]
+class BillingTx(Protocol):
+    """Billing's reads and writes inside the same ledger batch as the transaction they price."""
+
+    def tariff_in_force(
+        self, station_id: str, connector_id: int, at: datetime
+    ) -> tuple[Tariff, int] | None:
+        """The tariff (and its version) that applies to a session starting then and there:
+        the connector's, else the station's, else the default."""
+        ...
+
+    def register_readings(self, transaction_id: int) -> list[tuple[datetime, float]]:
+        """The transaction's energy import register readings (Wh), in time order."""
+        ...
+
+    def save_cdr(self, transaction_id: int, cdr: Cdr, tariff: Tariff, version: int) -> None: ...
+
+    def get_driver(self, id_tag: str) -> DriverRecord | None:
+        """The driver who owns the token, if any."""
+        ...
+
+    def balance(self, account: str, currency: str) -> Decimal:
+        """The account's raw balance (debit positive) over every recorded posting."""
+        ...
+
+    def record_postings(self, postings: Sequence[Posting]) -> None:
+        """Record idempotently (`csms.domain.postings.plan_recording`): all or nothing."""
+        ...
+
+    def enqueue_payment_actions(self, actions: Sequence[PaymentAction], at: datetime) -> None:
+        """Add provider calls to the outbox (a key already there is left as it is)."""
+        ...
+
+    def payment_result(self, key: str) -> dict[str, Any] | None:
+        """The successful outcome recorded for the provider call under `key`, if any."""
+        ...
+
+
+class LedgerStore(LedgerTx, BillingTx, Protocol):
+    """Everything the ledger rules read and write in one batch."""
+
+
+__all__ = ["BillingTx", "LedgerStore", "LedgerTx", "TransactionStatus"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -59,3 +60,17 @@ class TransactionRecord:
     #: Energy (Wh) the register counted before it was reset during the transaction: the
     #: session's energy is meter stop - meter start + this.
     register_offset_wh: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DriverRecord:
+    """A driver who owns tokens, and how they pay."""
+
+    id: str
+    currency: str
+    #: "card", "wallet", "subscription" or "invoice" (billed on the period's invoice).
+    payment_method: str
+    card_ref: str | None = None
+    plan_id: str | None = None
+    #: Wallets: the balance a session needs to start.
+    wallet_minimum: Decimal | None = None

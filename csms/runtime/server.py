@@ -22,6 +22,7 @@ from csms.protocol.adapters import ADAPTERS, negotiate
 from csms.runtime.connection import ChargerConnection, WallClock, utc_now
 from csms.runtime.keepalive import watch_connections
 from csms.runtime.ledger_actor import LedgerActor
+from csms.runtime.payments import provider_from, run_payments
 from csms.runtime.registry import ConnectionRegistry
 from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
 from csms.storage.base import Store, open_store
@@ -156,7 +157,9 @@ async def run_csms(
     the_store: Store = store if store is not None else open_store(settings.database_url)
     the_store.mark_all_offline()
     rules = LedgerRules(
-        unknown_stations=settings.unknown_stations, heartbeat_interval=settings.heartbeat_interval
+        unknown_stations=settings.unknown_stations,
+        heartbeat_interval=settings.heartbeat_interval,
+        billing=settings.billing_rules(),
     )
     ledger = LedgerActor(
         the_store,
@@ -179,6 +182,23 @@ async def run_csms(
             await nursery.start(run_ledger)
             try:
                 async with trio.open_nursery() as services:
+                    provider = provider_from(settings, csms.wall_clock)
+                    # On its own connection to the server's own database: not for a store
+                    # handed in (tests), nor for PostgreSQL (not available yet).
+                    if (
+                        provider is not None
+                        and own_store
+                        and settings.database_url.startswith("sqlite:///")
+                    ):
+                        await services.start(
+                            partial(
+                                run_payments,
+                                settings,
+                                provider,
+                                csms.wall_clock,
+                                in_thread=not virtual_time,
+                            )
+                        )
                     await services.start(partial(csms.serve_ocpp, listen=listen))
                     task_status.started(csms)
             finally:

@@ -122,6 +122,98 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE transactions ADD COLUMN register_offset_wh REAL NOT NULL DEFAULT 0
     """,
+    # 3: billing and payments
+    """
+    CREATE TABLE tariffs (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        effective_from TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    -- station_id '' is the default tariff, connector_id 0 the whole station.
+    CREATE TABLE tariff_assignments (
+        station_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        tariff_id TEXT NOT NULL,
+        assigned_at TEXT NOT NULL,
+        PRIMARY KEY (station_id, connector_id)
+    );
+    CREATE TABLE cdrs (
+        transaction_id INTEGER PRIMARY KEY,
+        tariff_id TEXT,
+        tariff_version INTEGER,
+        currency TEXT NOT NULL,
+        cost_excl_vat TEXT NOT NULL,
+        cost_incl_vat TEXT NOT NULL,
+        flags TEXT,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE drivers (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        email TEXT,
+        currency TEXT NOT NULL,
+        payment_method TEXT NOT NULL,
+        card_ref TEXT,
+        plan_id TEXT,
+        wallet_minimum TEXT,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE id_tokens ADD COLUMN driver_id TEXT;
+    CREATE TABLE subscription_plans (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE postings (
+        seq INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        memo TEXT NOT NULL,
+        reverses TEXT
+    );
+    -- Amounts as exact decimal text and as integer minor units (SQLite sums those exactly).
+    CREATE TABLE posting_legs (
+        posting_seq INTEGER NOT NULL REFERENCES postings (seq),
+        leg INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        minor INTEGER NOT NULL,
+        PRIMARY KEY (posting_seq, leg)
+    );
+    CREATE INDEX posting_legs_account ON posting_legs (account, currency);
+    CREATE TABLE payment_actions (
+        key TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX payment_actions_due ON payment_actions (next_attempt_at) WHERE status = 'pending';
+    CREATE TABLE payment_outcomes (
+        key TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (key, attempt)
+    );
+    CREATE TABLE invoices (
+        number TEXT PRIMARY KEY,
+        driver_id TEXT NOT NULL,
+        period TEXT NOT NULL,
+        body TEXT NOT NULL,
+        csv TEXT NOT NULL,
+        issued_at TEXT NOT NULL
+    )
+    """,
 ]
 
 

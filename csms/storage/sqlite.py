@@ -18,6 +18,7 @@ from csms.domain.authorization import TOKEN_STATUSES
 from csms.domain.ports import LedgerTx
 from csms.storage.base import EventOutcome, StoreError
 from csms.storage.schema import migrate
+from csms.storage.sqlite_billing_admin import BillingAdmin
 from csms.storage.sqlite_ledger import SqliteLedgerTx
 from csms.storage.timestamps import to_text
 
@@ -59,7 +60,7 @@ class TokenRow:
             raise StoreError("max active transactions must be at least 1")
 
 
-class SqliteStore:
+class SqliteStore(BillingAdmin):
     """One connection to the ledger database; used by one thread at a time."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
@@ -272,8 +273,9 @@ class SqliteStore:
             meter_start_wh, meter_stop_wh,
             COALESCE(energy_wh, CAST(last_meter_wh - meter_start_wh AS INTEGER)) AS energy_wh,
             status, stop_reason, needs_reconciliation, anomalies, reported_transaction_id,
-            start_received_at, stop_received_at
-        FROM transactions
+            start_received_at, stop_received_at,
+            cdrs.cost_excl_vat, cdrs.cost_incl_vat, cdrs.currency
+        FROM transactions LEFT JOIN cdrs ON cdrs.transaction_id = transactions.id
     """
 
     def list_sessions(
@@ -332,11 +334,6 @@ class SqliteStore:
         return int(n)
 
     # -- helpers -----------------------------------------------------------------------
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self._db.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _write(self) -> _WriteTransaction:
         return _WriteTransaction(self._db)

@@ -17,6 +17,7 @@ from csms.domain.records import (
     TransactionRecord,
     TransactionStatus,
 )
+from csms.storage.sqlite_billing import SqliteBillingTx
 from csms.storage.timestamps import from_text, to_text
 
 _TRANSACTION_COLUMNS = frozenset(
@@ -87,7 +88,7 @@ def _sql_value(value: Any) -> Any:
     return to_text(value) if isinstance(value, datetime) else value
 
 
-class SqliteLedgerTx:
+class SqliteLedgerTx(SqliteBillingTx):
     """Reads and writes of one ledger batch; the caller owns BEGIN and COMMIT."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
