@@ -78,6 +78,8 @@ async def run_virtual(
         # In-memory streams cannot go half-open: WebSocket pings would only double the
         # traffic of an idle fleet. Silent chargers are still found by their heartbeats.
         ping_interval=86_400,
+        # The fleet's tokens belong to no driver: no card payments to run.
+        payment_provider="none",
     )
     store = SqliteStore(str(database))
     try:
