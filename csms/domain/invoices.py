@@ -20,13 +20,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from csms.domain.money import check_currency, money
 from csms.domain.payments import (
     BillingPeriod,
     ChargeLine,
     SessionCost,
     SubscriptionBill,
 )
-from csms.domain.postings import Posting, PostingKind, check_currency, driver_receivable, money
+from csms.domain.postings import (
+    Posting,
+    PostingKind,
+    driver_receivable,
+)
 
 ZERO = Decimal(0)
 

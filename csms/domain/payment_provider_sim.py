@@ -30,6 +30,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from csms.domain.money import check_currency, money
 from csms.domain.payments import (
     Capture,
     DeclineReason,
@@ -41,7 +42,6 @@ from csms.domain.payments import (
     Refund,
     Release,
 )
-from csms.domain.postings import check_currency, money
 
 CARD_OK = "sim_card_ok"
 CARD_INSUFFICIENT_FUNDS = "sim_card_insufficient_funds"

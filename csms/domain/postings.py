@@ -36,36 +36,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import Enum, StrEnum
 
-#: ISO 4217 currencies whose minor unit is not two decimal places.
-MINOR_UNITS: Mapping[str, int] = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
-    **dict.fromkeys(("RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    "CLF": 4,
-    "UYW": 4,
-}
+from csms.domain.money import money
 
 MAX_KEY_LENGTH = 200
-
-
-def check_currency(currency: str) -> str:
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise ValueError(f"currency must be an ISO 4217 code such as 'EUR', got {currency!r}")
-    return currency
-
-
-def minor_unit(currency: str) -> int:
-    """Decimal places of the currency's minor unit: 2 unless `MINOR_UNITS` says otherwise."""
-    return MINOR_UNITS.get(check_currency(currency), 2)
-
-
-def money(amount: Decimal, currency: str) -> Decimal:
-    """`amount` rounded half up to the currency's minor unit."""
-    _check_decimal(amount, "amount")
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
 def _check_decimal(value: object, what: str) -> Decimal:

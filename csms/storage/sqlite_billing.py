@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 
 from csms.domain.cdr import Cdr
+from csms.domain.money import minor_unit
 from csms.domain.payments import PaymentAction, action_to_record
-from csms.domain.postings import Leg, Posting, PostingKind, minor_unit, plan_recording
+from csms.domain.postings import Leg, Posting, PostingKind, plan_recording
 from csms.domain.records import DriverRecord
 from csms.domain.tariffs import Tariff, TariffVersion, parse_tariff, tariff_in_force
 from csms.storage.timestamps import from_text, to_text

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from csms.domain.money import minor_unit, money
 from csms.domain.postings import (
     CASH_TOPUPS,
     PROVIDER_CLEARING,
@@ -27,8 +28,6 @@ from csms.domain.postings import (
     account_type,
     driver_receivable,
     driver_wallet,
-    minor_unit,
-    money,
     normal_balance,
     reversal_key,
     reversal_of,

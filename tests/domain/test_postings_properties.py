@@ -9,6 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from csms.domain.money import minor_unit
 from csms.domain.postings import (
     CASH_TOPUPS,
     PROVIDER_CLEARING,
@@ -22,7 +23,6 @@ from csms.domain.postings import (
     PostingKind,
     driver_receivable,
     driver_wallet,
-    minor_unit,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from csms.domain.money import money
 from csms.domain.payments.actions import (
     AuthorizeHold,
     CaptureHold,
@@ -33,7 +34,6 @@ from csms.domain.postings import (
     PostingKind,
     check_key_part,
     driver_receivable,
-    money,
     transfer,
 )
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from csms.domain.money import money
 from csms.domain.postings import (
     REVENUE_CHARGING,
     TAX_VAT,
@@ -23,7 +24,6 @@ from csms.domain.postings import (
     check_driver_id,
     check_key_part,
     driver_receivable,
-    money,
     transfer,
 )
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from csms.domain.money import check_currency
 from csms.domain.payments.costs import ZERO, BillingPeriod, ChargeLine, SessionCost
 from csms.domain.payments.outbox import Settlement
 from csms.domain.postings import (
@@ -21,7 +22,6 @@ from csms.domain.postings import (
     TAX_VAT,
     Posting,
     PostingKind,
-    check_currency,
     driver_receivable,
     transfer,
 )
