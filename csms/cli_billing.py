@@ -29,7 +29,6 @@ from csms.cli_common import (
 )
 from csms.domain.invoices import build_invoice, build_receipt, document_to_csv, document_to_json
 from csms.domain.payments import BillingPeriod, SubscriptionPlan, bill_subscription, topup_posting
-from csms.domain.postings import PostingConflict
 from csms.domain.records import DriverRecord
 from csms.domain.tariffs import TariffError, parse_tariff
 from csms.storage.sqlite import SqliteStore
@@ -214,23 +213,23 @@ def drivers_topup(
 ) -> None:
     """Credit a driver's prepaid wallet."""
     value = _amount(amount, "AMOUNT")
+    reference = f"topup:{driver_id}:{key or uuid.uuid4().hex}"
     with open_cli_store() as store:
         driver = store.get_driver_record(driver_id)
         if driver is None:
             raise CliError(f"no driver {driver_id!r}")
         try:
-            posting = topup_posting(
-                f"topup:{driver_id}:{key or uuid.uuid4().hex}",
-                driver_id,
-                value,
-                driver.currency,
-                _now(),
-            )
-            store.record_postings([posting])
-        except PostingConflict:
-            raise CliError(f"top-up {key!r} was already recorded with another amount") from None
+            posting = topup_posting(reference, driver_id, value, driver.currency, _now())
         except ValueError as exc:
             raise CliError(str(exc)) from None
+        earlier = store.get_posting(reference)
+        if earlier is not None:
+            # A retried command: the same payment is credited once, at its first time.
+            if sorted(earlier.legs, key=str) != sorted(posting.legs, key=str):
+                raise CliError(f"top-up {key!r} was already recorded with another amount")
+            typer.echo(f"top-up {key} was already recorded; nothing changed")
+            return
+        store.record_postings([posting])
     typer.echo(f"wallet of {driver_id} credited {value} {driver.currency}")
 
 

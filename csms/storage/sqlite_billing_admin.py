@@ -246,6 +246,9 @@ class BillingAdmin:
         with _Write(self._db) as tx:
             tx.record_postings(list(postings))
 
+    def get_posting(self, key: str) -> Posting | None:
+        return SqliteLedgerTx(self._db).get_posting(key)
+
     def postings_of(self, driver_id: str) -> list[Posting]:
         """Every posting with a leg on one of the driver's accounts, in recording order."""
         tx = SqliteLedgerTx(self._db)
