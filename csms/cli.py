@@ -118,6 +118,7 @@ def demo(
             "energy_wh",
             "messages",
             "faults",
+            "revenue",
             "reconciliation",
             "chargers",
             "simulated_s",

@@ -165,6 +165,7 @@ def _json_summary(summary: dict[str, Any]) -> dict[str, Any]:
         "faults",
         "refusals",
         "turned_away",
+        "revenue",
     )
     return {key: summary.get(key) for key in keys}
 
@@ -188,12 +189,25 @@ def print_summary(summary: dict[str, Any], out: Path | None) -> None:
     table.add_row(
         "faults", ", ".join(f"{k} {v}" for k, v in sorted(summary["faults"].items())) or "-"
     )
+    revenue = summary.get("revenue")
+    if revenue is not None:
+        table.add_row(
+            "revenue (incl. VAT)",
+            ", ".join(f"{total} {currency}" for currency, total in revenue.items()) or "-",
+        )
     reconciliation = summary.get("reconciliation")
     if reconciliation is None:
         table.add_row("reconciliation", "not run (wire mode without --ledger)")
     else:
-        for key in ("lost_sessions", "duplicate_sessions", "energy_diff_wh", "unexpected_sessions"):
-            table.add_row(key, str(reconciliation[key]))
+        for key in (
+            "lost_sessions",
+            "duplicate_sessions",
+            "energy_diff_wh",
+            "amount_diff",
+            "unexpected_sessions",
+        ):
+            if key in reconciliation:
+                table.add_row(key, str(reconciliation[key]))
         table.add_row("reconciled exactly", "yes" if reconciliation["exact"] else "NO")
     if out is not None:
         table.add_row("results", str(out))

@@ -35,6 +35,7 @@ from csms.protocol.session import (
     FrameRejected,
     OcppSession,
 )
+from simulator.billing import register_readings
 from simulator.config_store import ConfigStore
 from simulator.connectors import ChargeSession
 from simulator.records import MessageRecord
@@ -212,6 +213,7 @@ class Link:
     def queue_transaction_message(
         self, action: str, payload: dict[str, Any], session: ChargeSession
     ) -> None:
+        session.record.readings.extend(register_readings(payload))
         self._tx_queue.append(_Outgoing(action, payload, session=session))
         self.kick()
 

@@ -5,15 +5,20 @@ Both sides are DataFrames of sessions with the columns `station_id`, `connector_
 and `energy_wh`. A simulated session is matched to the ledger by station and transaction id,
 and failing that by station, connector and start time (a start that was acknowledged late).
 `lost_sessions`, `duplicate_sessions` and `energy_diff_wh` must all be 0; every difference is
-listed with its cause.
+listed with its cause. When both sides carry `cost_incl_vat` (the scenario has a tariff: the
+simulator prices its sessions from the readings it sent, the CSMS from what it stored), the
+amounts are compared too: `amount_diff` (the sum of the absolute differences) must be 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+
+from simulator.billing import amount
 
 SESSION_COLUMNS = [
     "station_id",
@@ -28,7 +33,7 @@ SESSION_COLUMNS = [
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # lost | duplicate | energy | unexpected
+    kind: str  # lost | duplicate | energy | amount | unexpected
     station_id: str
     connector_id: int | None
     transaction_id: int | None
@@ -43,11 +48,18 @@ class Reconciliation:
     duplicate_sessions: int = 0
     unexpected_sessions: int = 0
     energy_diff_wh: int = 0
+    #: None when the run has no tariff (nothing priced to compare).
+    amount_diff: Decimal | None = None
     differences: list[Difference] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return self.lost_sessions == 0 and self.duplicate_sessions == 0 and self.energy_diff_wh == 0
+        return (
+            self.lost_sessions == 0
+            and self.duplicate_sessions == 0
+            and self.energy_diff_wh == 0
+            and not self.amount_diff
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -57,6 +69,7 @@ class Reconciliation:
             "duplicate_sessions": self.duplicate_sessions,
             "unexpected_sessions": self.unexpected_sessions,
             "energy_diff_wh": self.energy_diff_wh,
+            **({} if self.amount_diff is None else {"amount_diff": str(self.amount_diff)}),
             "exact": self.exact,
         }
 
@@ -70,7 +83,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     missing = set(SESSION_COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"session frame lacks columns {sorted(missing)}")
-    out = frame[SESSION_COLUMNS].copy()
+    out = frame[[*SESSION_COLUMNS, *(["cost_incl_vat"] if "cost_incl_vat" in frame else [])]].copy()
     out["started_at"] = pd.to_datetime(out["started_at"], utc=True)
     return out.reset_index(drop=True)
 
@@ -86,6 +99,9 @@ def reconcile(simulated: pd.DataFrame, ledger: pd.DataFrame) -> Reconciliation:
     led = _normalise(ledger)
     led = led[led["station_id"].isin(set(sim["station_id"]))].reset_index(drop=True)
     result = Reconciliation(simulated_sessions=len(sim), ledger_sessions=len(led))
+    priced = "cost_incl_vat" in sim and "cost_incl_vat" in led
+    if priced:
+        result.amount_diff = Decimal(0)
     used: set[int] = set()
     by_key: dict[tuple[str, int, pd.Timestamp], list[int]] = {}
     by_id: dict[tuple[str, int], int] = {}
@@ -138,6 +154,8 @@ def reconcile(simulated: pd.DataFrame, ledger: pd.DataFrame) -> Reconciliation:
                     + ("" if ledger_energy is not None else " (the stop never reached the ledger)"),
                 )
             )
+        if priced:
+            _compare_amounts(result, session, led.loc[match], station, connector, tx)
     for index, row in led.iterrows():
         if int(index) in used:
             continue
@@ -157,6 +175,44 @@ def reconcile(simulated: pd.DataFrame, ledger: pd.DataFrame) -> Reconciliation:
             )
         )
     return result
+
+
+def _compare_amounts(
+    result: Reconciliation,
+    session: pd.Series,
+    ledger_row: pd.Series,
+    station: str,
+    connector: int,
+    tx: int | None,
+) -> None:
+    expected, billed = amount(session["cost_incl_vat"]), amount(ledger_row["cost_incl_vat"])
+    if expected is None or expected == billed:
+        return
+    assert result.amount_diff is not None
+    result.amount_diff += abs(expected - (billed or 0))
+    cause = (
+        "the ledger priced no CDR (the stop never reached it, or no tariff applied)"
+        if billed is None
+        else "the CSMS rated other meter readings than the charger sent"
+    )
+    result.differences.append(
+        Difference(
+            "amount", station, connector, tx, f"ledger {billed}, charger {expected}: {cause}"
+        )
+    )
+
+
+def revenue_of(ledger: pd.DataFrame, stations: set[str]) -> dict[str, str]:
+    """The ledger's priced total including VAT per currency, over the given stations."""
+    if ledger.empty or "cost_incl_vat" not in ledger:
+        return {}
+    totals: dict[str, Decimal] = {}
+    rows = ledger[ledger["station_id"].isin(stations)]
+    for cost, currency in zip(rows["cost_incl_vat"], rows["currency"], strict=True):
+        value = amount(cost)
+        if value is not None:
+            totals[currency] = totals.get(currency, Decimal(0)) + value
+    return {currency: str(total) for currency, total in sorted(totals.items())}
 
 
 def _int(value: Any) -> int | None:

@@ -8,7 +8,7 @@ records them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -58,6 +58,9 @@ class SessionRecord:
     #: The idTagInfo status the CSMS answered the StartTransaction with.
     start_status: str | None = None
     meter_resets: int = 0
+    #: Every energy register reading (timestamp, Wh) the charger reported for it, in the
+    #: order sent: what the CSMS's rater will see, to price the session independently.
+    readings: list[tuple[datetime, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

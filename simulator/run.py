@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,16 @@ import trio.testing
 from csms.config import Settings
 from csms.domain.ledger import UnknownStationPolicy
 from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
+from simulator.billing import expected_amounts
 from simulator.fleet import FleetPlan, FleetResult, plan_fleet, run_fleet
 from simulator.inprocess import hosted_csms, virtual_wall_clock
-from simulator.reconcile import SESSION_COLUMNS, Reconciliation, ledger_sessions, reconcile
+from simulator.reconcile import (
+    SESSION_COLUMNS,
+    Reconciliation,
+    ledger_sessions,
+    reconcile,
+    revenue_of,
+)
 from simulator.results import frame_of, save_results
 from simulator.scenario import Scenario
 from simulator.transport import url_connector
@@ -41,12 +49,17 @@ class RunOutcome:
 
 
 def register_fleet(store: SqliteStore, plan: FleetPlan) -> None:
-    """Register the scenario's stations and its valid and blocked tokens in this CSMS."""
+    """Register the scenario's stations, its valid and blocked tokens and its tariff (the
+    default, in force from a day before the run) in this CSMS."""
     store.add_stations([(s.station_id, 0) for s in plan.stations])
     store.upsert_tokens(
         [TokenRow(tag) for tag in plan.tokens.valid]
         + [TokenRow(tag, "Blocked") for tag in plan.tokens.blocked]
     )
+    tariff = plan.scenario.parsed_tariff
+    if tariff is not None:
+        since = plan.scenario.start - timedelta(days=1)
+        store.add_tariff(tariff, since, since, default=True)
 
 
 async def _report_progress(scenario: Scenario, progress: Progress | None) -> None:
@@ -80,6 +93,8 @@ async def run_virtual(
         ping_interval=86_400,
         # The fleet's tokens belong to no driver: no card payments to run.
         payment_provider="none",
+        billing_timezone=scenario.timezone,
+        idle_power_w=scenario.idle_power_w,
     )
     store = SqliteStore(str(database))
     try:
@@ -136,10 +151,17 @@ async def run_wire(
 def _outcome(
     scenario: Scenario, result: FleetResult, ledger_url: str | None, wall_s: float
 ) -> RunOutcome:
-    sessions = frame_of((s for cp in result.chargers for s in cp.sessions), SESSION_COLUMNS)
+    records = [s for cp in result.chargers for s in cp.sessions]
+    sessions = frame_of(records, SESSION_COLUMNS)
+    tariff = scenario.parsed_tariff
+    if tariff is not None:
+        sessions["cost_incl_vat"] = expected_amounts(
+            records, tariff, scenario.zone, scenario.idle_power_w
+        )
     messages = frame_of(m for cp in result.chargers for m in cp.messages)
     refusals = frame_of(r for cp in result.chargers for r in cp.refusals)
     reconciliation = None
+    revenue: dict[str, str] | None = None
     if ledger_url is not None:
         store = SqliteStore(sqlite_path(ledger_url))
         try:
@@ -147,6 +169,7 @@ def _outcome(
         finally:
             store.close()
         reconciliation = reconcile(sessions, ledger)
+        revenue = revenue_of(ledger, set(sessions["station_id"]) if len(sessions) else set())
     energy = int(sessions["energy_wh"].fillna(0).sum()) if not sessions.empty else 0
     summary: dict[str, Any] = {
         "scenario": scenario.name,
@@ -163,6 +186,7 @@ def _outcome(
         "turned_away": result.turned_away,
         "refusals": len(refusals),
         "faults": dict(result.faults),
+        "revenue": revenue,
         "reconciliation": reconciliation.summary() if reconciliation else None,
     }
     frames = {"sessions": sessions, "messages": messages, "refusals": refusals}

@@ -19,6 +19,11 @@ meter_interval_s = 300
 clock_aligned_interval_s = 900
 [faults]                              # rates per charger per day
 connection_drops = 0.5
+timezone = "Europe/Berlin"            # (top level) local time of tariffs' restrictions
+[tariff]                              # an OCPI 2.2.1 Tariff object: the default tariff
+id = "CITY-AC"
+currency = "EUR"
+# ... country_code, party_id, last_updated, [[tariff.elements]] with price_components
 ```
 """
 
@@ -28,9 +33,12 @@ import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from csms.domain.tariffs import Tariff, TariffError, parse_tariff
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -104,6 +112,39 @@ class Scenario(_Strict):
     drivers: Drivers = Drivers()
     charger: ChargerSettings = ChargerSettings()
     faults: Faults = Faults()
+    #: The stations' IANA time zone: tariffs' time-of-day restrictions are in local time.
+    timezone: str = "UTC"
+    #: The network's default tariff, an OCPI 2.2.1 Tariff object; sessions are priced with it.
+    tariff: dict[str, Any] | None = None
+    #: Average power (W) below which a plugged-in car counts as parked (idle fees).
+    idle_power_w: int = Field(100, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("tariff")
+    @classmethod
+    def _tariff(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                parse_tariff(value)
+            except TariffError as exc:
+                raise ValueError(f"tariff.{exc}") from None
+        return value
+
+    @property
+    def parsed_tariff(self) -> Tariff | None:
+        return parse_tariff(self.tariff) if self.tariff is not None else None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @field_validator("start")
     @classmethod

@@ -7,13 +7,14 @@ both agree to the cent: the compiled tariff (`compile_tariff`), the local-calend
 
 How a session is rated:
 
-1. Readings. Feed the meter start as the first reading and the meter stop as the last. Readings
-   outside [started_at, ended_at] are ignored (flag `sample_outside_session`); of readings with
-   the same millisecond the last one counts. Between consecutive readings the energy is the
-   register's rise; a fall (`register_reset`/`register_backwards`, named as `metering` names
-   them) or a rise faster than `metering.MAX_PLAUSIBLE_POWER_W` (`implausible_jump`) counts as no
-   energy, so the valid part is rated, the CDR is flagged and nothing is ever negative. Time
-   before the first and after the last reading has no measured energy.
+1. Readings. Feed the meter start as the first reading and the meter stop as the last, in any
+   order. Readings outside [started_at, ended_at] are ignored (flag `sample_outside_session`);
+   of readings in the same millisecond the highest register counts. Between consecutive
+   readings the energy is the register's rise; a fall (`register_reset`/`register_backwards`,
+   named as `metering` names them) or a rise faster than `metering.MAX_PLAUSIBLE_POWER_W`
+   (`implausible_jump`) counts as no energy, so the valid part is rated, the CDR is flagged and
+   nothing is ever negative. Time before the first and after the last reading has no measured
+   energy.
 2. Charging or not. A meter interval is charging when its average power is at least
    `idle_power_w`; otherwise its time is parking time (OCPI's PARKING_TIME, "time not
    charging"), and the tariff's `parking_grace_period_s` of it is free.
@@ -514,20 +515,23 @@ def _intervals(
 ) -> tuple[list[_Interval], list[str]]:
     """Meter intervals (start ms, end ms, valid energy mWh, current e4) covering the session."""
     flags: list[str] = []
-    points: list[tuple[int, int, int | None]] = []
-    for ms, _, point in sorted((to_ms(p.timestamp), i, p) for i, p in enumerate(samples)):
+    readings: list[tuple[int, int, int | None]] = []
+    for point in samples:
         if not isfinite(point.register_wh):
             raise RatingError(f"register value {point.register_wh} at {point.timestamp}")
+        ms = to_ms(point.timestamp)
         if ms < start_ms or ms > end_ms:
             flags.append("sample_outside_session")
             continue
         current = point.current_a
-        reading = (
-            ms,
-            round(point.register_wh * 1000),
-            None if current is None or isnan(current) else round(current * 10_000),
-        )
-        if points and points[-1][0] == ms:
+        amps = None if current is None or isnan(current) else round(current * 10_000)
+        readings.append((ms, round(point.register_wh * 1000), amps))
+    # Of readings in the same millisecond the highest register (then current) counts, whatever
+    # order they came in.
+    readings.sort(key=lambda r: (r[0], r[1], r[2] is not None, r[2] or 0))
+    points: list[tuple[int, int, int | None]] = []
+    for reading in readings:
+        if points and points[-1][0] == reading[0]:
             points[-1] = reading
         else:
             points.append(reading)

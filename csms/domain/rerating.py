@@ -168,17 +168,17 @@ def _intervals(samples: pd.DataFrame, ids: pd.Index, start: Ints, end: Ints) -> 
     keep = rank >= 0
     keep[keep] = (at[keep] >= start[rank[keep]]) & (at[keep] <= end[rank[keep]])
     rank, at, wh, amps = rank[keep], at[keep], wh[keep], amps[keep]
-    ordered = (rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (at[1:] >= at[:-1]))
-    if not ordered.all():
-        order = np.lexsort((np.arange(len(rank)), at, rank))
-        rank, at, wh, amps = rank[order], at[order], wh[order], amps[order]
-    # Of readings in the same millisecond the last one counts.
-    last = np.ones(len(rank), dtype=bool)
-    last[:-1] = (rank[1:] != rank[:-1]) | (at[1:] != at[:-1])
-    rank, at, wh, amps = rank[last], at[last], wh[last], amps[last]
     mwh = np.rint(wh * 1000).astype(np.int64)
     known = ~np.isnan(amps)
     current = np.where(known, np.rint(np.where(known, amps, 0) * 10_000), 0).astype(np.int64)
+    ascending = (rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (at[1:] > at[:-1]))
+    if not ascending.all():
+        order = np.lexsort((current, known, mwh, at, rank))
+        rank, at, mwh, known, current = (a[order] for a in (rank, at, mwh, known, current))
+    # Of readings in the same millisecond the highest register (then current) counts.
+    last = np.ones(len(rank), dtype=bool)
+    last[:-1] = (rank[1:] != rank[:-1]) | (at[1:] != at[:-1])
+    rank, at, mwh, known, current = (a[last] for a in (rank, at, mwh, known, current))
 
     pair = np.flatnonzero(rank[1:] == rank[:-1])
     rise = mwh[pair + 1] - mwh[pair]
@@ -328,8 +328,11 @@ def _pieces(
 def _exclusive_running_sum(values: Ints, session: Ints) -> Ints:
     """Per row, the sum of the earlier rows of the same session (rows sorted by session)."""
     running = np.cumsum(values) - values
-    first = np.searchsorted(session, session, side="left")
-    return running - running[first]
+    starts = np.ones(len(session), dtype=bool)
+    starts[1:] = session[1:] != session[:-1]
+    first = np.flatnonzero(starts)
+    result: Ints = running - np.repeat(running[first], np.diff(np.append(first, len(session))))
+    return result
 
 
 def _floor_mul_div(a: Ints, b: Ints, c: Ints) -> Ints:
@@ -449,7 +452,8 @@ def _costs(
     incl = np.sum([columns[f"{_PREFIX[d]}_incl"] for d in TariffDimension], axis=0)
     columns["total_excl"], columns["total_incl"] = _clamp(table, np.asarray(excl), np.asarray(incl))
     frame = pd.DataFrame(
-        {name: columns[name] for name in COST_COLUMNS},
+        np.column_stack([columns[name] for name in COST_COLUMNS]).astype(np.int64),
+        columns=list(COST_COLUMNS),
         index=pd.Index(session_ids, name="session_id"),
     )
     frame.attrs["currency"] = table.tariff.currency

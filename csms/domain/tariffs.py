@@ -18,7 +18,7 @@ What is refused, and the decisions taken where OCPI is silent or loose:
   (0..100); an absent VAT means "no VAT applies" (the amount including VAT equals the amount
   excluding it).
 - `currency` must be an ISO 4217 code that has a minor unit (funds and metals such as XAU have
-  none and cannot be billed); the data comes from the `iso4217` package.
+  none and cannot be billed), as `csms.domain.money` knows them.
 - Restrictions that can never apply: min >= max for kWh, current, power or duration (the max is
   exclusive), a max of 0, `start_date` >= `end_date` (the end date is exclusive),
   `start_time` == `end_time` (empty or ambiguous: omit both for all day), an `end_time` of 00:00
@@ -51,7 +51,7 @@ from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from iso4217 import Currency
+from csms.domain.money import minor_unit
 
 MAX_NUMBER = Decimal(10**9)
 #: OCPI's number format: "numbers use 4 decimals".
@@ -218,7 +218,7 @@ class Tariff:
     @property
     def minor_unit(self) -> int:
         """Decimal places of the currency's minor unit (2 for EUR, 0 for JPY, 3 for BHD)."""
-        return currency_minor_unit(self.currency)
+        return minor_unit(self.currency)
 
     def to_ocpi(self) -> dict[str, object]:
         """This tariff as an OCPI 2.2.1 Tariff object, ready for a JSON encoder."""
@@ -288,14 +288,6 @@ def tariff_in_force(versions: Iterable[TariffVersion], at: datetime) -> Tariff |
     if tariff.end_date_time is not None and at >= tariff.end_date_time:
         return None
     return tariff
-
-
-def currency_minor_unit(code: str) -> int:
-    """Decimal places of an ISO 4217 currency's minor unit; ValueError if it has none."""
-    exponent = Currency(code).exponent
-    if exponent is None:
-        raise ValueError(f"{code} has no minor unit")
-    return exponent
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -528,7 +520,7 @@ def _days(value: object, path: str) -> tuple[DayOfWeek, ...]:
 
 def _price(value: object, path: str, currency: str) -> Price:
     obj = _Object(value, path)
-    digits = currency_minor_unit(currency)
+    digits = minor_unit(currency)
     excl = _money(obj.required("excl_vat"), obj.path("excl_vat"), currency, digits)
     incl = _optional(obj, "incl_vat", lambda v, p: _money(v, p, currency, digits))
     obj.finish()
@@ -612,9 +604,9 @@ def _currency(value: object, path: str) -> str:
     if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
         raise TariffError(path, "must be a three-letter upper-case ISO 4217 code")
     try:
-        currency_minor_unit(value)
-    except ValueError:
-        raise TariffError(path, f"{value} is not an ISO 4217 currency with a minor unit") from None
+        minor_unit(value)
+    except ValueError as exc:
+        raise TariffError(path, str(exc)) from None
     return value
 
 

@@ -79,7 +79,7 @@ class SqliteBillingTx:
             SELECT timestamp, wh FROM meter_samples
             WHERE IFNULL(transaction_id, 0) = ? AND measurand = 'Energy.Active.Import.Register'
                 AND phase IS NULL AND wh IS NOT NULL
-            ORDER BY timestamp
+            ORDER BY timestamp, id
             """,
             (transaction_id,),
         ).fetchall()

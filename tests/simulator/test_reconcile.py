@@ -111,3 +111,17 @@ def test_ledger_rows_from_the_store_shape() -> None:
     frame = ledger_sessions(rows)
     assert frame.loc[0, "transaction_id"] == 7
     assert ledger_sessions([]).empty
+
+
+def test_amounts_are_compared_when_both_sides_are_priced() -> None:
+    sim = SIM.assign(cost_incl_vat=["2.38", "1.19", None])  # the third never ended
+    ledger = SIM.assign(cost_incl_vat=["2.38", "1.31", "3.00"])
+    result = reconcile(sim, ledger)
+    assert result.summary()["amount_diff"] == "0.12"
+    assert result.exact is False
+    (difference,) = result.differences
+    assert (difference.kind, difference.transaction_id) == ("amount", 2)
+    assert "ledger 1.31, charger 1.19" in difference.cause
+    unpriced = reconcile(sim, ledger.assign(cost_incl_vat=["2.38", None, None]))
+    assert "priced no CDR" in unpriced.differences[0].cause
+    assert "amount_diff" not in reconcile(SIM, SIM.copy()).summary()  # no tariff, no amounts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -54,6 +55,11 @@ def test_the_faulty_fleet_reconciles_exactly(tmp_path: Path) -> None:
     assert reconciliation["lost_sessions"] == 0, outcome.reconciliation.differences  # type: ignore[union-attr]
     assert reconciliation["duplicate_sessions"] == 0
     assert reconciliation["energy_diff_wh"] == 0
+    # Priced twice, independently: by the simulator from the readings its chargers sent, by
+    # the CSMS from what its ledger stored (through drops, offline queues, retries, resets).
+    assert reconciliation["amount_diff"] == "0"
+    assert Decimal(summary["revenue"]["EUR"]) > 0
+    assert outcome.frames["sessions"]["cost_incl_vat"].notna().sum() == summary["sessions"]
     assert reconciliation["exact"] is True
     # Clock skew is real: the chargers' timestamps are off the CSMS's arrival times.
     assert any(s.clock_skew_s != 0 for s in plan_fleet(scenario).stations)
