@@ -214,6 +214,14 @@ MIGRATIONS: list[str] = [
         issued_at TEXT NOT NULL
     )
     """,
+    # 4: the operator API: api keys, audit log, alerts, uploads, firmware campaigns, snapshots
+    """
+    SELECT 1
+    """,
+    # 5: OCPP 2.0.1: station transaction ids, device model
+    """
+    SELECT 1
+    """,
 ]
 
 
