@@ -88,8 +88,24 @@ def test_billing_through_the_cli_and_real_sessions(tmp_path: Path) -> None:
             "2026-01-01",
         )
         assert "version 1" in added
-        for tag in ("CARD-TAG", "WALLET-TAG", "INVOICE-TAG"):
+        for tag in ("CARD-TAG", "WALLET-TAG", "INVOICE-TAG", "PLAN-TAG"):
             cli(server, "tokens", "add", tag)
+        cli(
+            server,
+            "plans",
+            "add",
+            "COMMUTER",
+            "--monthly-fee",
+            "9.99",
+            "--included-kwh",
+            "5",
+            "--overage-rate",
+            "0.30",
+            "--vat",
+            "0.19",
+        )
+        cli(server, "drivers", "add", "dave", "--payment", "subscription", "--plan", "COMMUTER")
+        cli(server, "drivers", "assign", "dave", "PLAN-TAG")
         cli(server, "drivers", "add", "alice", "--payment", "card", "--card-ref", "sim_card_ok")
         cli(server, "drivers", "add", "bob", "--payment", "wallet", "--wallet-minimum", "2")
         cli(server, "drivers", "add", "carol", "--payment", "invoice")
@@ -103,6 +119,7 @@ def test_billing_through_the_cli_and_real_sessions(tmp_path: Path) -> None:
             await one_session(server, "BILL-1", "CARD-TAG", 10_000)
             await one_session(server, "BILL-2", "WALLET-TAG", 20_000, retry_stop=True)
             await one_session(server, "BILL-3", "INVOICE-TAG", 5_000)
+            await one_session(server, "BILL-4", "PLAN-TAG", 8_000)
 
         trio.run(sessions)
 
@@ -131,7 +148,8 @@ def test_billing_through_the_cli_and_real_sessions(tmp_path: Path) -> None:
         assert drivers["carol"]["amount_due"] == "2.98"  # billed on the invoice
 
         # The retried stop charged nothing twice; every posting balances.
-        assert rows(server.db_path, "SELECT COUNT(*) FROM cdrs") == [(3,)]
+        assert rows(server.db_path, "SELECT COUNT(*) FROM cdrs") == [(4,)]
+        # A subscriber's session posts nothing: the plan is billed per period.
         assert rows(
             server.db_path, "SELECT COUNT(*) FROM postings WHERE key LIKE 'session:%:charge'"
         ) == [(3,)]
@@ -139,7 +157,14 @@ def test_billing_through_the_cli_and_real_sessions(tmp_path: Path) -> None:
         assert total == 0
 
         period = listed[0]["ended_at"][:7]
-        assert "3 invoices issued" in cli(server, "invoices", "issue", "--period", period)
+        assert "4 invoices issued" in cli(server, "invoices", "issue", "--period", period)
+        # The subscriber pays the plan, not the session: fee, 5 kWh included, 3 kWh at 0.30.
+        plan_invoice = json.loads(
+            cli(server, "invoices", "show", f"INV-{period.replace('-', '')}-dave")
+        )
+        amounts = sorted(Decimal(line["amount_excl_vat"]) for line in plan_invoice["lines"])
+        assert amounts == [Decimal("0.00"), Decimal("0.90"), Decimal("9.99")]
+        assert plan_invoice["totals"]["amount_excl_vat"] == "10.89"
         number = f"INV-{period.replace('-', '')}-carol"
         invoice = json.loads(cli(server, "invoices", "show", number))
         assert invoice["totals"]["amount_incl_vat"] == "2.98"

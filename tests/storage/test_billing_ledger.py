@@ -218,3 +218,21 @@ def test_token_and_driver_mistakes_are_refused(store: SqliteStore) -> None:
     with pytest.raises(StoreError, match="no subscription plan"):
         store.add_driver(DriverRecord("S1", "EUR", "subscription", plan_id="GOLD"), NOW)
     assert rows(store.path, "SELECT id FROM drivers") == [{"id": "D1"}]
+
+
+def test_anomalous_meter_data_is_rated_on_its_valid_part_and_flagged(store: SqliteStore) -> None:
+    store.add_tariff(tariff(), NOW, NOW, default=True)
+    store.upsert_token("TAG", "Accepted")
+    reply = apply(store, ACCEPT_ALL, start("TAG"))
+    assert isinstance(reply, StartDecision)
+    tid = reply.transaction_id
+    # 4 kWh, then the register runs backwards by 2 kWh, then 3 kWh more.
+    apply(store, ACCEPT_ALL, meter(tid, register(5_000, at(10))))
+    apply(store, ACCEPT_ALL, meter(tid, register(3_000, at(20))))
+    apply(store, ACCEPT_ALL, stop(tid, meter_stop=6_000, timestamp=at(30)))
+    cdr = store.get_cdr(tid)
+    assert cdr is not None
+    assert cdr["total_energy"] == 7  # the fall is not billed, the rises are
+    assert "register_backwards" in cdr["remark"]
+    (session,) = store.list_sessions()
+    assert Decimal(session["cost_excl_vat"]) == Decimal("3.10")  # 7 x 0.30 + 1.00
