@@ -171,11 +171,21 @@ def _intervals(samples: pd.DataFrame, ids: pd.Index, start: Ints, end: Ints) -> 
     mwh = np.rint(wh * 1000).astype(np.int64)
     known = ~np.isnan(amps)
     current = np.where(known, np.rint(np.where(known, amps, 0) * 10_000), 0).astype(np.int64)
-    ascending = (rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (at[1:] > at[:-1]))
-    if not ascending.all():
-        order = np.lexsort((current, known, mwh, at, rank))
-        rank, at, mwh, known, current = (a[order] for a in (rank, at, mwh, known, current))
-    # Of readings in the same millisecond the highest register (then current) counts.
+    # Of readings in the same millisecond the highest register (then current) counts: sort by
+    # all of that, or, when the rows already come by session and time, only the ties.
+    columns = (rank, at, mwh, known, current)
+    same = (rank[1:] == rank[:-1]) & (at[1:] == at[:-1])
+    if not ((rank[1:] > rank[:-1]) | (rank[1:] == rank[:-1]) & (at[1:] >= at[:-1])).all():
+        order = np.lexsort(columns[::-1])
+        rank, at, mwh, known, current = (a[order] for a in columns)
+    elif same.any():
+        tied = np.zeros(len(rank), dtype=bool)
+        tied[:-1] |= same
+        tied[1:] |= same
+        rows = np.flatnonzero(tied)
+        order = rows[np.lexsort(tuple(a[rows] for a in columns[::-1]))]
+        for a in columns:
+            a[rows] = a[order]
     last = np.ones(len(rank), dtype=bool)
     last[:-1] = (rank[1:] != rank[:-1]) | (at[1:] != at[:-1])
     rank, at, mwh, known, current = (a[last] for a in (rank, at, mwh, known, current))

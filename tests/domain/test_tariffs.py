@@ -23,7 +23,6 @@ from csms.domain.tariffs import (
     TariffError,
     TariffType,
     TariffVersion,
-    currency_minor_unit,
     parse_tariff,
     tariff_in_force,
 )
@@ -311,10 +310,14 @@ def test_end_time_midnight_means_until_midnight_but_alone_never_applies() -> Non
     assert caught.value.field == "elements[0].restrictions.end_time"
 
 
-def test_currency_minor_units_come_from_iso_4217() -> None:
-    assert [currency_minor_unit(c) for c in ("EUR", "JPY", "BHD", "CHF")] == [2, 0, 3, 2]
-    with pytest.raises(ValueError):
-        currency_minor_unit("XXX")
+def test_minor_units_come_from_the_currency() -> None:
+    minimal = {
+        "id": "t",
+        "elements": [{"price_components": [{"type": "FLAT", "price": 1, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
+    units = [parse_tariff({**minimal, "currency": c}).minor_unit for c in ("EUR", "JPY", "BHD")]
+    assert units == [2, 0, 3]
 
 
 JSON_VALUES = st.recursive(
