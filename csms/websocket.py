@@ -18,6 +18,7 @@ import contextlib
 
 import trio
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -77,7 +78,7 @@ class WebSocket:
         self, stream: trio.abc.Stream, kind: ConnectionType, *, max_message_size: int
     ) -> None:
         self._stream = stream
-        self._ws = WSConnection(kind)
+        self._ws: WSConnection | Connection = WSConnection(kind)
         self._max_message_size = max_message_size
         self._buffer: list[str] = []
         self._buffered = 0
@@ -91,6 +92,12 @@ class WebSocket:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _upgraded(self) -> None:
+        """Keep only the WebSocket protocol once the handshake is over: the HTTP/1.1 state
+        wsproto keeps for it (an h11 connection, buffers) is a few KB per connection."""
+        if isinstance(self._ws, WSConnection) and self._ws.connection is not None:
+            self._ws = self._ws.connection
 
     # -- messages ----------------------------------------------------------------------
 
@@ -253,6 +260,7 @@ async def open_client(
             for event in ws.events():
                 if isinstance(event, AcceptConnection):
                     socket.subprotocol = event.subprotocol
+                    socket._upgraded()
                     return socket
                 if isinstance(event, RejectConnection):
                     refusal = event

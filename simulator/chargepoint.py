@@ -47,7 +47,7 @@ from simulator.physics import Vehicle
 from simulator.records import MessageRecord, Refusal, SessionRecord
 from simulator.sessions import PlugResult, SessionFlows
 from simulator.smart_charging import SmartCharging
-from simulator.timers import TimerKey, Timers
+from simulator.timers import Clockwork, TimerKey, Timers
 from simulator.transport import Connector, TransportClosed
 
 __all__ = [
@@ -116,6 +116,43 @@ class VirtualChargePoint:
     `clear_fault(...)`.
     """
 
+    __slots__ = (
+        "_changed",
+        "_clock",
+        "_conn_scope",
+        "_connect",
+        "_flows",
+        "_idle_scope",
+        "_last_heartbeat",
+        "_nursery",
+        "_offline_until",
+        "_reboot_reason",
+        "boots",
+        "clock_skew_s",
+        "commands",
+        "config",
+        "connections",
+        "connectors",
+        "diagnostics_status",
+        "firmware_status",
+        "firmware_version",
+        "info",
+        "link",
+        "local_auth",
+        "metering",
+        "on_reboot",
+        "reboots",
+        "refusals",
+        "registration_status",
+        "rng",
+        "sessions",
+        "smart",
+        "station_id",
+        "station_operative",
+        "timers",
+        "timing",
+    )
+
     def __init__(
         self,
         station_id: str,
@@ -130,6 +167,7 @@ class VirtualChargePoint:
         record_messages: bool = True,
         validate: bool = True,
         on_reboot: Callable[[VirtualChargePoint], Awaitable[None]] | None = None,
+        clockwork: Clockwork | None = None,
     ) -> None:
         self.station_id = station_id
         self._connect = connect
@@ -168,7 +206,7 @@ class VirtualChargePoint:
         self.sessions: list[SessionRecord] = []
         self.refusals: list[Refusal] = []
         self._changed = trio.Event()
-        self.timers = Timers()
+        self.timers = Timers(clockwork)
         self._nursery: trio.Nursery | None = None
         self._conn_scope: trio.CancelScope | None = None
         self._idle_scope: trio.CancelScope | None = None
@@ -256,9 +294,14 @@ class VirtualChargePoint:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.link.run_sender)
-            nursery.start_soon(self.timers.run, self._fire)
+            self.timers.bind(self._fire)
+            if self.timers.owns_clockwork:
+                nursery.start_soon(self.timers.clockwork.run)
             task_status.started()
-            await self._stay_connected()
+            try:
+                await self._stay_connected()
+            finally:
+                self.timers.bind(None)
 
     def spawn(self, work: FollowUp) -> None:
         """Run `work` in the charger's nursery; its failure is logged, never fatal."""

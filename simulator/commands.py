@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
@@ -35,36 +35,48 @@ def _status(status: str) -> Answer:
 
 
 class CommandHandlers:
+    __slots__ = (
+        "cp",
+        "firmware_pending",
+    )
+
+    #: Action -> the method answering it (by name: a per-charger dict of bound methods would
+    #: cost every charger its own copy).
+    HANDLERS: ClassVar[dict[str, str]] = {
+        "RemoteStartTransaction": "remote_start",
+        "RemoteStopTransaction": "remote_stop",
+        "Reset": "reset",
+        "UnlockConnector": "unlock_connector",
+        "ChangeAvailability": "change_availability",
+        "TriggerMessage": "trigger_message",
+        "ChangeConfiguration": "change_configuration",
+        "GetConfiguration": "get_configuration",
+        "ClearCache": "clear_cache",
+        "SendLocalList": "send_local_list",
+        "GetLocalListVersion": "get_local_list_version",
+        "ReserveNow": "reserve_now",
+        "CancelReservation": "cancel_reservation",
+        "SetChargingProfile": "set_charging_profile",
+        "ClearChargingProfile": "clear_charging_profile",
+        "GetCompositeSchedule": "get_composite_schedule",
+        "GetDiagnostics": "get_diagnostics",
+        "UpdateFirmware": "update_firmware",
+        "DataTransfer": "data_transfer",
+    }
+
     def __init__(self, cp: VirtualChargePoint) -> None:
         self.cp = cp
-        self._handlers: dict[str, Callable[[dict[str, Any]], Answer]] = {
-            "RemoteStartTransaction": self.remote_start,
-            "RemoteStopTransaction": self.remote_stop,
-            "Reset": self.reset,
-            "UnlockConnector": self.unlock_connector,
-            "ChangeAvailability": self.change_availability,
-            "TriggerMessage": self.trigger_message,
-            "ChangeConfiguration": self.change_configuration,
-            "GetConfiguration": self.get_configuration,
-            "ClearCache": self.clear_cache,
-            "SendLocalList": self.send_local_list,
-            "GetLocalListVersion": self.get_local_list_version,
-            "ReserveNow": self.reserve_now,
-            "CancelReservation": self.cancel_reservation,
-            "SetChargingProfile": self.set_charging_profile,
-            "ClearChargingProfile": self.clear_charging_profile,
-            "GetCompositeSchedule": self.get_composite_schedule,
-            "GetDiagnostics": self.get_diagnostics,
-            "UpdateFirmware": self.update_firmware,
-            "DataTransfer": lambda payload: _status("UnknownVendorId"),
-        }
         self.firmware_pending: str | None = None
 
     def handle(self, action: str, payload: dict[str, Any]) -> Answer:
-        handler = self._handlers.get(action)
-        if handler is None:
+        name = self.HANDLERS.get(action)
+        if name is None:
             raise NotImplementedCall(f"{action} is not implemented by this charger")
+        handler: Callable[[dict[str, Any]], Answer] = getattr(self, name)
         return handler(payload)
+
+    def data_transfer(self, payload: dict[str, Any]) -> Answer:
+        return _status("UnknownVendorId")
 
     def _connector(self, connector_id: int | None) -> ConnectorState | None:
         return self.cp.connectors.get(connector_id) if connector_id is not None else None

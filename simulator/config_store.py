@@ -144,6 +144,12 @@ Listener = Callable[[str, str], None]
 class ConfigStore:
     """The keys of one charger. Key names match case-insensitively (they are CiStrings)."""
 
+    __slots__ = (
+        "_listeners",
+        "_specs",
+        "_values",
+    )
+
     def __init__(
         self, number_of_connectors: int, overrides: dict[str, str | int | bool] | None = None
     ) -> None:

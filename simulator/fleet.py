@@ -23,6 +23,7 @@ from simulator.connectors import ConnectorSpec
 from simulator.drivers import Arrival, DriverModel, TokenKind, arrivals
 from simulator.physics import ChargingCurve, Vehicle
 from simulator.scenario import Scenario, StationGroup
+from simulator.timers import Clockwork, TimerKey
 from simulator.transport import Connector
 
 FAULT_KINDS = (
@@ -176,6 +177,7 @@ async def run_fleet(
     every car still plugged in leaves and the chargers deliver what they queued."""
     scenario = plan.scenario
     origin = trio.current_time()
+    clockwork = Clockwork()
     chargers = [
         VirtualChargePoint(
             station.station_id,
@@ -185,23 +187,24 @@ async def run_fleet(
             rng=np.random.default_rng(station.seed),
             config=_charger_config(scenario),
             record_messages=record_messages,
+            clockwork=clockwork,
         )
         for station in plan.stations
     ]
     result = FleetResult(chargers, plan)
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(clockwork.run)
         for cp, station in zip(chargers, plan.stations, strict=True):
             if station.clock_skew_s:
                 cp.skew_clock(station.clock_skew_s)
             await nursery.start(cp.run)
         async with trio.open_nursery() as drivers:
-            # The run lasts its whole duration, arrivals or not: chargers heartbeat and meter.
-            drivers.start_soon(trio.sleep_until, origin + scenario.duration_s)
+            # Drivers and faults are entries on the clockwork, not tasks: a connector's
+            # driver has a task only while a car is at it.
             for cp, station in zip(chargers, plan.stations, strict=True):
                 rng = np.random.default_rng(station.seed + 1)
                 for connector_id, queue in station.arrivals.items():
-                    drivers.start_soon(
-                        _drive_connector,
+                    _ConnectorDriver(
                         cp,
                         connector_id,
                         queue,
@@ -212,11 +215,16 @@ async def run_fleet(
                         scenario.duration_s,
                         remote_start,
                         result,
-                    )
+                        drivers,
+                        clockwork,
+                    ).schedule_next()
                 for fault in station.faults:
-                    drivers.start_soon(
-                        _strike, cp, fault, origin, scenario.faults.offline_duration_s, result
+                    clockwork.call_at(
+                        origin + fault.at_s,
+                        _Strike(cp, fault, scenario.faults.offline_duration_s, result),
                     )
+            # The run lasts its whole duration, arrivals or not: chargers heartbeat and meter.
+            await trio.sleep_until(origin + scenario.duration_s)
         with trio.move_on_after(settle_s):
             for cp in chargers:
                 await cp.wait_delivered()
@@ -224,55 +232,108 @@ async def run_fleet(
     return result
 
 
-async def _drive_connector(
-    cp: VirtualChargePoint,
-    connector_id: int,
-    queue: list[Arrival],
-    group: StationGroup,
-    tokens: TokenPool,
-    rng: np.random.Generator,
-    origin: float,
-    duration_s: float,
-    remote_start: RemoteStarter | None,
-    result: FleetResult,
-) -> None:
-    busy_until = 0.0
-    for arrival in queue:
-        if arrival.at_s >= duration_s:
-            break
-        if arrival.at_s < busy_until:
-            result.turned_away += 1
-            continue
-        await trio.sleep_until(origin + arrival.at_s)
-        tag = tokens.pick(arrival.token_validity, rng)
-        via_app = arrival.token_kind is TokenKind.APP and remote_start is not None
-        outcome = await cp.plug_in(connector_id, _vehicle(arrival, group), tag, via_app=via_app)
-        if outcome.outcome == "Refused":
-            continue
-        result.plugged += 1
-        if via_app and remote_start is not None:
-            # Offline or refused: the driver gives up on the app; the car stays parked.
-            with contextlib.suppress(Exception):
-                await remote_start(cp.station_id, connector_id, tag)
-        busy_until = min(arrival.at_s + arrival.dwell_s, duration_s)
-        await trio.sleep_until(origin + busy_until)
-        await cp.unplug(connector_id)
+class _ConnectorDriver:
+    """The drivers who come to one connector, in the planned order: a car that finds the
+    connector still occupied is turned away; one that is refused leaves at once."""
+
+    __slots__ = (
+        "busy_until",
+        "clockwork",
+        "connector_id",
+        "cp",
+        "duration_s",
+        "group",
+        "index",
+        "nursery",
+        "origin",
+        "queue",
+        "remote_start",
+        "result",
+        "rng",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        cp: VirtualChargePoint,
+        connector_id: int,
+        queue: list[Arrival],
+        group: StationGroup,
+        tokens: TokenPool,
+        rng: np.random.Generator,
+        origin: float,
+        duration_s: float,
+        remote_start: RemoteStarter | None,
+        result: FleetResult,
+        nursery: trio.Nursery,
+        clockwork: Clockwork,
+    ) -> None:
+        self.cp, self.connector_id, self.queue, self.group = cp, connector_id, queue, group
+        self.tokens, self.rng, self.origin, self.duration_s = tokens, rng, origin, duration_s
+        self.remote_start, self.result = remote_start, result
+        self.nursery, self.clockwork = nursery, clockwork
+        self.index = 0
+        self.busy_until = 0.0
+
+    def schedule_next(self) -> None:
+        """Be woken at the next arrival that can still happen."""
+        while self.index < len(self.queue):
+            arrival = self.queue[self.index]
+            if arrival.at_s >= self.duration_s:
+                return
+            if arrival.at_s < self.busy_until:
+                self.result.turned_away += 1
+                self.index += 1
+                continue
+            self.clockwork.call_at(self.origin + arrival.at_s, self)
+            return
+
+    def ring(self, key: TimerKey, deadline: float) -> None:
+        self.nursery.start_soon(self._visit)
+
+    async def _visit(self) -> None:
+        arrival = self.queue[self.index]
+        self.index += 1
+        cp, connector_id = self.cp, self.connector_id
+        tag = self.tokens.pick(arrival.token_validity, self.rng)
+        via_app = arrival.token_kind is TokenKind.APP and self.remote_start is not None
+        outcome = await cp.plug_in(
+            connector_id, _vehicle(arrival, self.group), tag, via_app=via_app
+        )
+        if outcome.outcome != "Refused":
+            self.result.plugged += 1
+            if via_app and self.remote_start is not None:
+                # Offline or refused: the driver gives up on the app; the car stays parked.
+                with contextlib.suppress(Exception):
+                    await self.remote_start(cp.station_id, connector_id, tag)
+            self.busy_until = min(arrival.at_s + arrival.dwell_s, self.duration_s)
+            await trio.sleep_until(self.origin + self.busy_until)
+            await cp.unplug(connector_id)
+        self.schedule_next()
 
 
-async def _strike(
-    cp: VirtualChargePoint, fault: Fault, origin: float, offline_s: float, result: FleetResult
-) -> None:
-    await trio.sleep_until(origin + fault.at_s)
-    result.faults[fault.kind] += 1
-    if fault.kind == "connection_drops":
-        cp.drop_connection()
-    elif fault.kind == "reboots":
-        cp.reboot()
-    elif fault.kind == "offline_periods":
-        cp.go_offline(offline_s)
-    elif fault.kind == "meter_resets":
-        cp.meter_reset(fault.connector_id)
-    elif fault.kind == "malformed_frames":
-        cp.send_malformed_frame("json")
-    elif fault.kind == "lost_replies":
-        cp.drop_next_reply()
+class _Strike:
+    """A planned fault, struck when due."""
+
+    __slots__ = ("cp", "fault", "offline_s", "result")
+
+    def __init__(
+        self, cp: VirtualChargePoint, fault: Fault, offline_s: float, result: FleetResult
+    ) -> None:
+        self.cp, self.fault, self.offline_s, self.result = cp, fault, offline_s, result
+
+    def ring(self, key: TimerKey, deadline: float) -> None:
+        cp, fault = self.cp, self.fault
+        self.result.faults[fault.kind] += 1
+        if fault.kind == "connection_drops":
+            cp.drop_connection()
+        elif fault.kind == "reboots":
+            cp.reboot()
+        elif fault.kind == "offline_periods":
+            cp.go_offline(self.offline_s)
+        elif fault.kind == "meter_resets":
+            cp.meter_reset(fault.connector_id)
+        elif fault.kind == "malformed_frames":
+            cp.send_malformed_frame("json")
+        elif fault.kind == "lost_replies":
+            cp.drop_next_reply()

@@ -16,7 +16,6 @@ It owns what goes over the wire and in which order:
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +104,31 @@ class _Outgoing:
 
 
 class Link:
+    __slots__ = (
+        "_answer",
+        "_awaiting",
+        "_changed",
+        "_clock",
+        "_config",
+        "_control",
+        "_drop_replies",
+        "_ids",
+        "_spawn",
+        "_timers",
+        "_transaction_answered",
+        "_tx_queue",
+        "_tx_retry_at",
+        "_wake",
+        "accepted",
+        "call_timeout",
+        "messages",
+        "record_messages",
+        "session",
+        "station_id",
+        "transport",
+        "validate",
+    )
+
     def __init__(
         self,
         station_id: str,
@@ -137,8 +161,8 @@ class Link:
         self._spawn = spawn
         self._changed = changed
         self._ids = itertools.count(1)
-        self._control: deque[_Outgoing] = deque()
-        self._tx_queue: deque[_Outgoing] = deque()
+        self._control: list[_Outgoing] = []
+        self._tx_queue: list[_Outgoing] = []
         self._awaiting: tuple[str, _Slot] | None = None
         self._tx_retry_at = 0.0
         self._wake = trio.Event()
@@ -239,7 +263,7 @@ class Link:
         if self.transport is None:
             return None
         if self._control:
-            return self._control.popleft(), False
+            return self._control.pop(0), False
         if self.accepted and self._tx_queue and trio.current_time() >= self._tx_retry_at:
             return self._tx_queue[0], True
         return None
@@ -305,7 +329,7 @@ class Link:
 
     def _pop_transaction_message(self, item: _Outgoing) -> None:
         if self._tx_queue and self._tx_queue[0] is item:
-            self._tx_queue.popleft()
+            self._tx_queue.pop(0)
         self._changed()
 
     async def _exchange(self, action: str, payload: dict[str, Any]) -> tuple[str, Any]:

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 
 class Metering:
+    __slots__ = (
+        "_aligned_epoch",
+        "cp",
+    )
+
     def __init__(self, cp: VirtualChargePoint) -> None:
         self.cp = cp
         self._aligned_epoch = 0.0

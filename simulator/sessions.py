@@ -42,6 +42,8 @@ def _to_ms(moment: datetime) -> datetime:
 
 
 class SessionFlows:
+    __slots__ = ("cp",)
+
     def __init__(self, cp: VirtualChargePoint) -> None:
         self.cp = cp
 

@@ -152,6 +152,13 @@ def _boundaries(profile: Profile, t: float, tx_start: float | None) -> list[floa
 
 
 class SmartCharging:
+    __slots__ = (
+        "max_installed",
+        "max_periods",
+        "max_stack_level",
+        "profiles",
+    )
+
     def __init__(self, max_stack_level: int = 10, max_periods: int = 24, max_installed: int = 20):
         self.max_stack_level = max_stack_level
         self.max_periods = max_periods

@@ -74,6 +74,7 @@ class ServerWebSocket(WebSocket):
             return None
         self.subprotocol = subprotocol
         await self._write(self._ws.send(AcceptConnection(subprotocol=subprotocol)))
+        self._upgraded()
         return handshake
 
     async def _refuse(self, hint: object, status: int, reason: str) -> None:
