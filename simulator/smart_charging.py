@@ -233,6 +233,9 @@ class SmartCharging:
     # -- limits ----------------------------------------------------------------------------
 
     def _relevant(self, connector_id: int, in_tx: bool) -> list[Profile]:
+        if not self.profiles:
+            return []  # the common case, asked at every physics step
+
         def applies(p: Profile) -> bool:
             if p.purpose == TX_DEFAULT:
                 return p.connector_id in (0, connector_id)
