@@ -195,9 +195,12 @@ async def run_fleet(
     result = FleetResult(chargers, plan)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(clockwork.run)
-        for cp, station in zip(chargers, plan.stations, strict=True):
+        spread = scenario.charger.connect_spread_s / max(len(chargers), 1)
+        for index, (cp, station) in enumerate(zip(chargers, plan.stations, strict=True)):
             if station.clock_skew_s:
                 cp.skew_clock(station.clock_skew_s)
+            if spread:
+                await trio.sleep_until(origin + index * spread)
             await nursery.start(cp.run)
         # Tens of thousands of long-lived objects make every full collection walk them all,
         # a pause the whole fleet feels as lateness; they live until the run ends anyway.

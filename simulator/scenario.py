@@ -88,6 +88,9 @@ class ChargerSettings(_Strict):
     meter_interval_s: float = Field(300, gt=0)
     clock_aligned_interval_s: float = Field(0, ge=0)
     heartbeat_interval_s: float | None = Field(None, gt=0)
+    #: The chargers come up evenly over this many seconds (0: all at once), as a real fleet
+    #: does; it spreads their heartbeats and meter values over the interval.
+    connect_spread_s: float = Field(0, ge=0)
 
 
 class Faults(_Strict):

@@ -145,3 +145,15 @@ def test_cli_json_summary_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert failed.value.code != 0
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+
+
+def test_chargers_come_up_spread_over_the_connect_spread(tmp_path: Path) -> None:
+    base = load_scenario(shipped_scenario("depot")).with_overrides(chargers=6, duration_s=600)
+    scenario = base.model_copy(
+        update={"charger": base.charger.model_copy(update={"connect_spread_s": 300})}
+    )
+    messages = run_virtual_sync(scenario, tmp_path / "ledger.db").frames["messages"]
+    boots = messages[(messages["action"] == "BootNotification") & (messages["direction"] == "sent")]
+    first = boots.groupby("station_id")["at"].min().sort_values()
+    offsets = (first - first.iloc[0]).dt.total_seconds().round().tolist()
+    assert offsets == [0, 50, 100, 150, 200, 250]  # evenly, in station order
