@@ -17,6 +17,8 @@ import orjson
 import trio
 import typer
 
+from csms.cli_analytics import register as register_analytics
+from csms.cli_api import register as register_api
 from csms.cli_billing import register as register_billing
 from csms.cli_common import (
     CliError,
@@ -45,6 +47,8 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sessions_app, name="sessions")
 register_billing(app)
+register_api(app)
+register_analytics(app)
 
 
 @app.callback()

@@ -1,13 +1,16 @@
-"""Side-by-side benchmark: our CSMS against the `ocpp` quick-start reference, in one run.
+"""Side-by-side benchmark, in one run: our CSMS, the `ocpp` quick-start reference, and the
+transport limit (`loadtest.bench_transport`: WebSocket and OCPP-J framing, an empty CALLRESULT
+to every CALL).
 
 Owns: starting each server as a subprocess pinned to one CPU, running the load generator
-(`loadtest.loadgen`) pinned to another, the idle-connections memory measurement (the server's
-RSS before and after opening N idle, booted connections), and the command line. The report (the
-table, the ratios ours/reference, the targets and whether they are met, and the JSON document)
-lives in `loadtest.bench_report`.
+(`loadtest.loadgen`, the same load for every server) pinned to another, the idle-connections
+memory measurement (the server's RSS before and after opening N idle, booted connections), and
+the command line. The report (the table, the ratios ours/reference and ours/transport, the
+targets and whether they are met, and the JSON document) lives in `loadtest.bench_report`.
 
     python -m loadtest.bench [--chargers 200] [--duration 20] [--idle-connections 5000]
-                             [--skip-memory] [--json PATH]
+                             [--skip-memory] [--transport-stack trio-websocket|wsproto]
+                             [--json PATH]
 
 Every server process gets a fresh database, listens on loopback only, and is killed at the end
 whatever happens. `--ours reference` benchmarks the reference against itself (a dry run of the
@@ -152,15 +155,20 @@ def tail(path: Path, lines: int = 15) -> str:
 
 @dataclass
 class ServerSpec:
-    """How to start one of the two servers."""
+    """How to start one of the servers."""
 
     label: str
-    kind: str  # "csms" or "reference"
+    kind: str  # "csms", "reference" or "transport"
+    #: The transport server's WebSocket stack (see `loadtest.bench_transport`).
+    stack: str = "trio-websocket"
 
     def command(self, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
         if self.kind == "reference":
             argv = [sys.executable, "-m", "loadtest.bench_reference", "--host", HOST]
             return [*argv, "--port", str(port)], child_env()
+        if self.kind == "transport":
+            argv = [sys.executable, "-m", "loadtest.bench_transport", "--host", HOST]
+            return [*argv, "--port", str(port), "--stack", self.stack], child_env()
         return [sys.executable, "-m", "csms", "serve"], child_env(csms_env(workdir, port))
 
 
@@ -267,6 +275,7 @@ class BenchConfig:
     idle_primer: int = 20
     skip_memory: bool = False
     ours: str = "csms"
+    transport_stack: str = "trio-websocket"
 
     @property
     def segment(self) -> float:
@@ -445,9 +454,9 @@ def measure_memory(server: RunningServer, config: BenchConfig, cpus: Cpus) -> di
 def measure_throughput(
     specs: list[ServerSpec], config: BenchConfig, cpus: Cpus, workdir: Path
 ) -> dict[str, list[dict[str, Any]]]:
-    """All servers up at once (the idle one sleeps), loaded in turns: round r runs one segment
-    per server, in alternating order (A B, B A, ...), so slow spells of a noisy machine fall
-    on both. Each server has its own fresh database."""
+    """All servers up at once (the idle ones sleep), loaded in turns: round r runs one segment
+    per server, in alternating order (A B C, C B A, ...), so slow spells of a noisy machine
+    fall on all. Each server has its own fresh database."""
     rounds: dict[str, list[dict[str, Any]]] = {spec.label: [] for spec in specs}
     with ExitStack() as stack:
         servers = []
@@ -481,17 +490,27 @@ def memory_run(spec: ServerSpec, config: BenchConfig, cpus: Cpus, workdir: Path)
 # -- command line ----------------------------------------------------------------------------
 
 
-def run_bench(config: BenchConfig, workdir: Path) -> tuple[ServerResult, ServerResult, Cpus]:
+def bench_specs(config: BenchConfig) -> list[ServerSpec]:
+    """Ours, the reference and the transport limit, in that order."""
+    return [
+        ServerSpec("ours", config.ours),
+        ServerSpec("reference", "reference"),
+        ServerSpec("transport", "transport", config.transport_stack),
+    ]
+
+
+def run_bench(config: BenchConfig, workdir: Path) -> tuple[list[ServerResult], Cpus]:
+    """Every server's results, in `bench_specs` order."""
     cpus = Cpus.pick()
     if cpus.server is None:
         progress("fewer than 2 CPUs available: server and load generator are not pinned")
-    specs = [ServerSpec("ours", config.ours), ServerSpec("reference", "reference")]
+    specs = bench_specs(config)
     rounds = measure_throughput(specs, config, cpus, workdir)
-    ours, reference = (ServerResult(s.label, s.kind, rounds[s.label]) for s in specs)
+    results = [ServerResult(s.label, s.kind, rounds[s.label]) for s in specs]
     if not config.skip_memory:
-        for result, spec in ((ours, specs[0]), (reference, specs[1])):
+        for result, spec in zip(results, specs, strict=True):
             result.memory = memory_run(spec, config, cpus, workdir)
-    return ours, reference, cpus
+    return results, cpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -515,6 +534,12 @@ def _parser() -> argparse.ArgumentParser:
         default="csms",
         help="what plays 'ours' (reference: a dry run of the bench without our server)",
     )
+    parser.add_argument(
+        "--transport-stack",
+        choices=("trio-websocket", "wsproto"),
+        default="trio-websocket",
+        help="the transport limit's WebSocket stack (wsproto: the one our server drives)",
+    )
     return parser
 
 
@@ -533,23 +558,24 @@ def main(argv: list[str] | None = None) -> None:
         idle_connections=args.idle_connections,
         skip_memory=args.skip_memory,
         ours=args.ours,
+        transport_stack=args.transport_stack,
     )
     raise_nofile_limit()
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server and generator.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with tempfile.TemporaryDirectory(prefix="csms-bench-") as tmp:
-            ours, reference, cpus = run_bench(config, Path(tmp))
+            results, cpus = run_bench(config, Path(tmp))
     except BenchError as exc:
         sys.stderr.write(f"bench: error: {exc}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         sys.exit(130)
-    print_report(ours, reference, config, cpus)
+    print_report(results, config, cpus)
     if args.json is not None:
         args.json.write_bytes(
-            orjson.dumps(report(ours, reference, config, cpus), option=orjson.OPT_INDENT_2)
+            orjson.dumps(report(results, config, cpus), option=orjson.OPT_INDENT_2)
         )
 
 

@@ -23,8 +23,8 @@ from simulator.records import SessionRecord
 
 
 def register_readings(payload: dict[str, Any]) -> list[tuple[Any, float]]:
-    """The total energy import register values (timestamp, Wh) in a MeterValues payload or a
-    StopTransaction's transactionData."""
+    """The total energy import register values (timestamp, Wh) in a MeterValues payload, a
+    StopTransaction's transactionData or a 2.x TransactionEvent's meter values."""
     found = []
     for meter_value in payload.get("meterValue", payload.get("transactionData", ())):
         moment = v16.parse_time(meter_value["timestamp"])
@@ -33,7 +33,11 @@ def register_readings(payload: dict[str, Any]) -> list[tuple[Any, float]]:
                 continue
             if sampled.get("phase") is not None:
                 continue
-            wh = energy_wh(ENERGY_REGISTER, float(sampled["value"]), sampled.get("unit"))
+            # 1.6 writes the unit beside the value (text); 2.x in unitOfMeasure (a number).
+            measure = sampled.get("unitOfMeasure") or {}
+            unit = sampled.get("unit", measure.get("unit"))
+            value = float(sampled["value"]) * 10.0 ** measure.get("multiplier", 0)
+            wh = energy_wh(ENERGY_REGISTER, value, unit)
             if wh is not None:
                 found.append((moment, wh))
     return found

@@ -1,5 +1,6 @@
-"""`VirtualChargePoint`: one OCPP 1.6J charger of the fleet simulator, on the shared sans-I/O
-protocol core (`OcppSession`) over a `MessageTransport`.
+"""`VirtualChargePoint`: one OCPP 1.6J or 2.0.1 charger of the fleet simulator, on the shared
+sans-I/O protocol core (`OcppSession`) over a `MessageTransport`; what it says on the wire is
+its `dialect` (`simulator.dialect`), the rest is the same for both versions.
 
 It owns the charger's life: connecting and reconnecting, booting (Pending and Rejected
 retried after the interval given), heartbeats, status notifications, meter values (periodic
@@ -40,6 +41,7 @@ from csms.protocol.errors import OcppError
 from simulator.commands import CommandHandlers
 from simulator.config_store import ConfigStore
 from simulator.connectors import ConnectorSpec, ConnectorState
+from simulator.dialect import Dialect, dialect_for
 from simulator.link import CallUnanswered, FollowUp, Link
 from simulator.local_list import LocalAuthorization
 from simulator.metering import Metering
@@ -49,6 +51,7 @@ from simulator.sessions import PlugResult, SessionFlows
 from simulator.smart_charging import SmartCharging
 from simulator.timers import Clockwork, TimerKey, Timers
 from simulator.transport import Connector, TransportClosed
+from simulator.v201_commands import V201Commands
 
 __all__ = [
     "CallUnanswered",
@@ -134,6 +137,7 @@ class VirtualChargePoint:
         "connections",
         "connectors",
         "diagnostics_status",
+        "dialect",
         "firmware_status",
         "firmware_version",
         "info",
@@ -168,8 +172,11 @@ class VirtualChargePoint:
         validate: bool = True,
         on_reboot: Callable[[VirtualChargePoint], Awaitable[None]] | None = None,
         clockwork: Clockwork | None = None,
+        ocpp_version: str = v16.VERSION,
     ) -> None:
         self.station_id = station_id
+        #: What it says on the wire: OCPP 1.6 or 2.0.1 (`simulator.dialect`).
+        self.dialect: Dialect = dialect_for(ocpp_version)
         self._connect = connect
         self._clock = clock
         # Without a generator of its own, one seeded by the id: runs stay reproducible.
@@ -216,13 +223,17 @@ class VirtualChargePoint:
         self.metering = Metering(self)
         self.commands = CommandHandlers(self)
         self._flows = SessionFlows(self)
+        answers: CommandHandlers | V201Commands = (
+            self.commands if self.dialect.version == v16.VERSION else V201Commands(self.commands)
+        )
         self.link = Link(
             station_id,
             config=self.config,
             timers=self.timers,
             clock=clock,
-            answer=self.commands.handle,
-            transaction_answered=self.commands.transaction_answered,
+            answer=answers.handle,
+            transaction_answered=answers.transaction_answered,
+            dialect=self.dialect,
             spawn=self.spawn,
             changed=self.notify_changed,
             call_timeout=self.timing.call_timeout_s,
@@ -387,14 +398,7 @@ class VirtualChargePoint:
             await trio.sleep(interval if interval > 0 else self.timing.boot_retry_s)
 
     def boot_payload(self) -> dict[str, Any]:
-        payload = {
-            "chargePointVendor": self.info.vendor,
-            "chargePointModel": self.info.model,
-            "firmwareVersion": self.firmware_version,
-        }
-        if self.info.serial_number:
-            payload["chargePointSerialNumber"] = self.info.serial_number
-        return payload
+        return self.dialect.boot_payload(self.info, self.firmware_version)
 
     def apply_boot(self, reply: dict[str, Any]) -> bool:
         """Take a BootNotification answer; True if the charger is (now) accepted."""

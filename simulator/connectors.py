@@ -44,6 +44,8 @@ class RemoteStart:
     profile: dict[str, Any] | None
     #: Authorized (or AuthorizeRemoteTxRequests is off): it starts when the car is there.
     ready: bool = False
+    #: The CSMS's id for the request (2.x), which the transaction's start names.
+    remote_start_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +60,9 @@ class ChargeSession:
     #: The StartTransaction was given up (refused too often): drop the rest of it.
     abandoned: bool = False
     begin_values: list[dict[str, Any]] = field(default_factory=list)
+    #: 2.x: the charger's own id for the transaction, and its next event's sequence number.
+    station_tx_id: str | None = None
+    seq_no: int = 0
 
     @property
     def transaction_id(self) -> int | None:

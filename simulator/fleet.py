@@ -167,7 +167,7 @@ def _charger_config(scenario: Scenario) -> dict[str, str | int | bool]:
 
 async def run_fleet(
     plan: FleetPlan,
-    connect_for: Callable[[str], Connector],
+    connect_for: Callable[..., Connector],
     clock: Callable[[], datetime],
     *,
     remote_start: RemoteStarter | None = None,
@@ -182,13 +182,14 @@ async def run_fleet(
     chargers = [
         VirtualChargePoint(
             station.station_id,
-            connect_for(station.station_id),
+            _connector_of(connect_for, station),
             connectors=[ConnectorSpec(station.group.max_power_w)] * station.group.connectors,
             clock=clock,
             rng=np.random.default_rng(station.seed),
             config=_charger_config(scenario),
             record_messages=record_messages,
             clockwork=clockwork,
+            ocpp_version=station.group.ocpp_version,
         )
         for station in plan.stations
     ]
@@ -239,6 +240,15 @@ async def run_fleet(
         nursery.cancel_scope.cancel()
     gc.unfreeze()
     return result
+
+
+def _connector_of(connect_for: Callable[..., Connector], station: StationPlan) -> Connector:
+    """The station's way to connect: `connect_for(station_id)` for 1.6 (every host offers
+    that), `connect_for(station_id, version)` for another version."""
+    version = station.group.ocpp_version
+    if version == "ocpp1.6":
+        return connect_for(station.station_id)
+    return connect_for(station.station_id, version)
 
 
 class _ConnectorDriver:

@@ -35,13 +35,14 @@ class HostedCsms:
     csms: Csms
     nursery: trio.Nursery
 
-    def connector(self, station_id: str) -> Connector:
-        """A charger's way to (re)connect: a fresh in-memory stream pair each time."""
+    def connector(self, station_id: str, version: str = "ocpp1.6") -> Connector:
+        """A charger's way to (re)connect: a fresh in-memory stream pair each time, offering
+        the charger's OCPP `version`."""
 
         async def connect(nursery: trio.Nursery) -> MessageTransport:
             client_stream, server_stream = trio.testing.memory_stream_pair()
             self.nursery.start_soon(self.csms.handle_stream, server_stream, f"memory:{station_id}")
-            return await connect_stream(client_stream, station_id)
+            return await connect_stream(client_stream, station_id, subprotocols=(version,))
 
         return connect
 

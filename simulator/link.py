@@ -8,8 +8,9 @@ It owns what goes over the wire and in which order:
   connection it goes again on the next one, after a timeout (a lost reply) at once with a
   new message id, after a CALLERROR up to TransactionMessageAttempts times, spaced by
   TransactionMessageRetryInterval;
-- MeterValues and StopTransaction get their transaction's id when they are sent, so those
-  queued while their StartTransaction was unanswered (offline) carry the CSMS's real id;
+- 1.6 MeterValues and StopTransaction get their transaction's id when they are sent, so
+  those queued while their StartTransaction was unanswered (offline) carry the CSMS's real
+  id (2.x TransactionEvents name the charger's own id: they need nothing filled in);
 - the reader answers CSMS calls in order through `answer`, and keeps the message log.
 """
 
@@ -24,7 +25,6 @@ from typing import Any
 import structlog
 import trio
 
-from csms.protocol import v16
 from csms.protocol.errors import InternalError, OcppError
 from csms.protocol.frames import CallResult, MalformedFrame, parse_frame
 from csms.protocol.session import (
@@ -37,13 +37,16 @@ from csms.protocol.session import (
 from simulator.billing import register_readings
 from simulator.config_store import ConfigStore
 from simulator.connectors import ChargeSession
+from simulator.dialect import Dialect, Ocpp16
 from simulator.records import MessageRecord
 from simulator.timers import Timers
 from simulator.transport import MessageTransport, TransportClosed
 
 log = structlog.get_logger("simulator.link")
 
-TX_ACTIONS = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
+TX_ACTIONS = frozenset({"StartTransaction", "MeterValues", "StopTransaction", "TransactionEvent"})
+#: 1.6 transaction messages that carry the id the CSMS gave the transaction at its start.
+_NEEDS_CSMS_ID = frozenset({"MeterValues", "StopTransaction"})
 
 FollowUp = Callable[[], Awaitable[None]]
 #: Answers a CSMS call: (response payload, work to start once the response is sent).
@@ -111,6 +114,7 @@ class Link:
         "_clock",
         "_config",
         "_control",
+        "_dialect",
         "_drop_replies",
         "_ids",
         "_spawn",
@@ -143,8 +147,10 @@ class Link:
         call_timeout: float = 30.0,
         validate: bool = True,
         record_messages: bool = True,
+        dialect: Dialect | None = None,
     ) -> None:
         self.station_id = station_id
+        self._dialect: Dialect = dialect or Ocpp16()
         self.call_timeout = call_timeout
         self.validate = validate
         self.record_messages = record_messages
@@ -186,8 +192,8 @@ class Link:
     def attach(self, transport: MessageTransport) -> OcppSession:
         """A new connection is up: a fresh session (message ids go on counting)."""
         session = OcppSession(
-            v16.VERSION,
-            v16.CSMS_ACTIONS,
+            self._dialect.version,
+            self._dialect.csms_actions,
             call_timeout=self.call_timeout,
             validate_outgoing=self.validate,
             new_message_id=lambda: str(next(self._ids)),
@@ -294,7 +300,7 @@ class Link:
     async def _send_transaction_message(self, item: _Outgoing) -> None:
         tx = item.session
         payload = item.payload
-        if tx is not None and item.action != "StartTransaction":
+        if tx is not None and item.action in _NEEDS_CSMS_ID:
             if tx.abandoned or tx.transaction_id is None:
                 log.warning(
                     "transaction message dropped: its start was never accepted",

@@ -156,8 +156,10 @@ class Metering:
             }
             for wh, context in ((before, "Interruption.Begin"), (0, "Interruption.End"))
         ]
-        payload = {"connectorId": connector.connector_id, "meterValue": readings}
-        self.cp.link.queue_transaction_message("MeterValues", payload, tx)
+        action, payload, _ = self.cp.dialect.meter_values(
+            connector.connector_id, tx, readings, "Interruption", offline=not self.cp.link.online
+        )
+        self.cp.link.queue_transaction_message(action, payload, tx)
 
     def send_meter_values(
         self, connector: ConnectorState, measurands: list[str], context: str, timestamp: str
@@ -165,16 +167,18 @@ class Metering:
         values = connector.sampled_values(measurands, context, self.offered_w(connector))
         if not values:
             return
-        payload = {
-            "connectorId": connector.connector_id,
-            "meterValue": [{"timestamp": timestamp, "sampledValue": values}],
-        }
-        if connector.tx is not None and context != "Trigger":
-            self.cp.link.queue_transaction_message("MeterValues", payload, connector.tx)
+        cp, tx = self.cp, connector.tx
+        action, payload, queued = cp.dialect.meter_values(
+            connector.connector_id,
+            tx,
+            [{"timestamp": timestamp, "sampledValue": values}],
+            context,
+            offline=not cp.link.online,
+        )
+        if queued and tx is not None:
+            cp.link.queue_transaction_message(action, payload, tx)
         else:
-            if connector.tx is not None and connector.tx.transaction_id is not None:
-                payload["transactionId"] = connector.tx.transaction_id
-            self.cp.link.send_nowait("MeterValues", payload)
+            cp.link.send_nowait(action, payload)
 
     def station_status(self) -> str:
         return "Available" if self.cp.station_operative else "Unavailable"
@@ -182,6 +186,7 @@ class Metering:
     def refresh_status(self, connector_id: int, *, force: bool = False) -> None:
         """Report the connector's status if it changed (or always, with `force`)."""
         cp = self.cp
+        previous = None
         if connector_id == 0:
             status, error_code = self.station_status(), "NoError"
         else:
@@ -189,14 +194,10 @@ class Metering:
             status, error_code = connector.status(self.offered_w(connector)), connector.error_code
             if not force and status == connector.reported_status:
                 return
-            connector.reported_status = status
+            previous, connector.reported_status = connector.reported_status, status
             cp.notify_changed()
-        cp.link.send_nowait(
-            "StatusNotification",
-            {
-                "connectorId": connector_id,
-                "errorCode": error_code,
-                "status": status,
-                "timestamp": cp.timestamp(),
-            },
+        payload = cp.dialect.status(
+            connector_id, status, error_code, cp.timestamp(), previous, force
         )
+        if payload is not None:
+            cp.link.send_nowait("StatusNotification", payload)

@@ -61,6 +61,8 @@ class SessionRecord:
     #: Every energy register reading (timestamp, Wh) the charger reported for it, in the
     #: order sent: what the CSMS's rater will see, to price the session independently.
     readings: list[tuple[datetime, float]] = field(default_factory=list)
+    #: 2.x: the charger's own id for the transaction (the CSMS assigns none it would tell).
+    station_tx_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

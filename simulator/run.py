@@ -2,7 +2,7 @@
 
 - In-process virtual time (`run_virtual`): this CSMS with its SQLite ledger and the fleet in
   one trio run on a jumping `MockClock`; stations and tokens are registered first, app drivers
-  are started by the CSMS's RemoteStartTransaction.
+  are started by the CSMS's RemoteStartTransaction (RequestStartTransaction for a 2.0.1 one).
 - Wire mode (`run_wire`): the fleet against any CSMS URL in real time; app drivers present
   their token at the charger, since the simulator cannot make another CSMS start them.
   Reconciliation needs the ledger (`ledger_url`, a `sqlite:///` URL of this CSMS).
@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from csms.config import Settings
 from csms.domain.ledger import UnknownStationPolicy
 from csms.storage.sqlite import SqliteStore, TokenRow, sqlite_path
 from simulator.billing import expected_amounts
+from simulator.dialect import remote_start_call
 from simulator.fleet import FleetPlan, FleetResult, plan_fleet, run_fleet
 from simulator.inprocess import hosted_csms, virtual_wall_clock
 from simulator.reconcile import (
@@ -104,11 +107,13 @@ async def run_virtual(
     wall_started = time.perf_counter()
     clock = virtual_wall_clock(scenario.start)
     async with hosted_csms(settings, scenario.start, clock) as host:
+        remote_ids = itertools.count(1)
 
         async def remote_start(station_id: str, connector_id: int, id_tag: str) -> object:
-            return await host.csms.registry.send_command(
-                station_id, "RemoteStartTransaction", {"connectorId": connector_id, "idTag": id_tag}
-            )
+            connection = host.csms.registry.get(station_id)
+            version = connection.version if connection is not None else "ocpp1.6"
+            action, payload = remote_start_call(version, connector_id, id_tag, next(remote_ids))
+            return await host.csms.registry.send_command(station_id, action, payload)
 
         async with trio.open_nursery() as ticker:
             ticker.start_soon(_report_progress, scenario, progress)
@@ -140,7 +145,7 @@ async def run_wire(
         ticker.start_soon(_report_progress, scenario, progress)
         result = await run_fleet(
             plan,
-            lambda station_id: url_connector(url, station_id),
+            partial(url_connector, url),
             clock,
             record_messages=record_messages,
         )

@@ -11,6 +11,7 @@ count = 40
 connectors = 2
 max_power_w = 11000
 kind = "ac"                           # ac | dc: which charging curve the cars follow
+ocpp_version = "ocpp1.6"              # ocpp1.6 | ocpp2.0.1: groups mix versions in a fleet
 [drivers]
 model = "public_ac"                   # public_ac | depot | highway_dc
 scale = 1.0                           # arrival rate multiplier
@@ -72,7 +73,8 @@ class StationGroup(_Strict):
     connectors: int = Field(1, ge=1, le=8)
     max_power_w: float = Field(11_000, gt=0, le=1_000_000)
     kind: Literal["ac", "dc"] = "ac"
-    ocpp_version: Literal["ocpp1.6"] = "ocpp1.6"
+    #: The version the group's chargers speak: a scenario mixes versions by group.
+    ocpp_version: Literal["ocpp1.6", "ocpp2.0.1"] = "ocpp1.6"
 
     def station_ids(self) -> list[str]:
         return [f"{self.prefix}-{n:04d}" for n in range(1, self.count + 1)]

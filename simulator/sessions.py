@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from csms.protocol import v16
 from csms.protocol.errors import OcppError
 from simulator.connectors import ChargeSession, ConnectorState
 from simulator.link import CallUnanswered
@@ -154,13 +153,13 @@ class SessionFlows:
             if local == "Accepted" and cp.config.get_bool("LocalPreAuthorize"):
                 return "Accepted", parent
             try:
-                reply = await cp.link.call("Authorize", {"idTag": id_tag})
+                reply = await cp.link.call("Authorize", cp.dialect.authorize_payload(id_tag))
             except CallUnanswered:
                 pass
             except OcppError:
                 return "Invalid", None
             else:
-                info = reply["idTagInfo"]
+                info = cp.dialect.id_tag_info(reply) or {"status": "Invalid"}
                 if use_cache:
                     cp.local_auth.remember(id_tag, info)
                 return info["status"], info.get("parentIdTag")
@@ -190,7 +189,7 @@ class SessionFlows:
     ) -> SessionRecord:
         """Start a transaction on `connector` (authorized already) and queue its start."""
         cp = self.cp
-        reservation = connector.reservation
+        reservation, remote = connector.reservation, connector.remote_start
         connector.reservation = None
         cp.timers.cancel(("reservation", connector.connector_id))
         connector.remote_start = None
@@ -212,15 +211,13 @@ class SessionFlows:
         )
         connector.tx = tx
         connector.last_advance = trio.current_time()
-        payload: dict[str, Any] = {
-            "connectorId": connector.connector_id,
-            "idTag": id_tag,
-            "meterStart": record.meter_start_wh,
-            "timestamp": v16.iso(now),
-        }
-        if reservation is not None:
-            payload["reservationId"] = reservation.reservation_id
-        cp.link.queue_transaction_message("StartTransaction", payload, tx)
+        action, payload = cp.dialect.start(
+            tx,
+            reservation.reservation_id if reservation else None,
+            remote.remote_start_id if remote is not None and via_app else None,
+            offline=not cp.link.online,
+        )
+        cp.link.queue_transaction_message(action, payload, tx)
         if profile is not None:
             cp.commands.install_tx_profile(connector, profile)
         cp.schedule_sample(connector, restart=True)
@@ -248,22 +245,10 @@ class SessionFlows:
         end_values = connector.sampled_values(
             cp.config.get_list("StopTxnSampledData"), "Transaction.End", 0.0
         )
-        data = []
-        if tx.begin_values:
-            data.append({"timestamp": v16.iso(record.started_at), "sampledValue": tx.begin_values})
-        if end_values:
-            data.append({"timestamp": v16.iso(now), "sampledValue": end_values})
-        payload: dict[str, Any] = {
-            "transactionId": record.transaction_id or 0,
-            "meterStop": meter_stop,
-            "timestamp": v16.iso(now),
-            "reason": reason,
-        }
-        if id_tag is not None:
-            payload["idTag"] = id_tag
-        if data:
-            payload["transactionData"] = data
-        cp.link.queue_transaction_message("StopTransaction", payload, tx)
+        action, payload = cp.dialect.stop(
+            tx, reason, id_tag, tx.begin_values, end_values, offline=not cp.link.online
+        )
+        cp.link.queue_transaction_message(action, payload, tx)
         connector.tx = None
         connector.finishing = connector.vehicle is not None
         cp.smart.end_transaction(connector.connector_id)

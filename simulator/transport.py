@@ -3,8 +3,9 @@ WebSocket adapter.
 
 A charger needs only to send a text message, receive the next one and close. Wire mode opens
 a real WebSocket to any CSMS URL (`ws://HOST:PORT/ocpp/` + the charge point id, subprotocol
-`ocpp1.6`); the in-process mode runs the same WebSocket framing over an in-memory stream
-(`connect_stream`). Tests may plug in any other `MessageTransport`.
+`ocpp1.6` or, for a 2.0.1 charger, `ocpp2.0.1`); the in-process mode runs the same
+WebSocket framing over an in-memory stream (`connect_stream`). Tests may plug in any other
+`MessageTransport`.
 """
 
 from __future__ import annotations
@@ -93,9 +94,13 @@ def _split_ws_url(url: str) -> tuple[str, int, str]:
 
 
 async def connect_url(
-    base_url: str, station_id: str, *, timeout: float = 30.0
+    base_url: str,
+    station_id: str,
+    *,
+    timeout: float = 30.0,
+    subprotocols: tuple[str, ...] = SUBPROTOCOLS,
 ) -> WebSocketTransport:
-    """Wire mode: open a WebSocket to `base_url/station_id` offering `ocpp1.6`.
+    """Wire mode: open a WebSocket to `base_url/station_id` offering `subprotocols`.
 
     Raises `TransportClosed` when the CSMS cannot be reached or refuses the handshake.
     """
@@ -108,7 +113,7 @@ async def connect_url(
                 stream,
                 host if port == 80 else f"{host}:{port}",
                 target,
-                list(SUBPROTOCOLS),
+                list(subprotocols),
                 max_message_size=MAX_MESSAGE_SIZE,
             )
     except (OSError, HandshakeRefused, WebSocketClosed, trio.TooSlowError) as exc:
@@ -116,11 +121,11 @@ async def connect_url(
     return WebSocketTransport(ws)
 
 
-def url_connector(base_url: str, station_id: str) -> Connector:
-    """A `Connector` for wire mode against the CSMS at `base_url`."""
+def url_connector(base_url: str, station_id: str, version: str = SUBPROTOCOLS[0]) -> Connector:
+    """A `Connector` for wire mode against the CSMS at `base_url`, speaking `version`."""
 
     async def connect(nursery: trio.Nursery) -> MessageTransport:
-        return await connect_url(base_url, station_id)
+        return await connect_url(base_url, station_id, subprotocols=(version,))
 
     return connect
 
@@ -131,6 +136,7 @@ async def connect_stream(
     *,
     host: str = "localhost",
     path_prefix: str = "/ocpp/",
+    subprotocols: tuple[str, ...] = SUBPROTOCOLS,
 ) -> WebSocketTransport:
     """In-process mode: the WebSocket client handshake over an already open stream."""
     try:
@@ -138,7 +144,7 @@ async def connect_stream(
             stream,
             host,
             f"{path_prefix}{station_id}",
-            list(SUBPROTOCOLS),
+            list(subprotocols),
             max_message_size=MAX_MESSAGE_SIZE,
         )
     except (HandshakeRefused, WebSocketClosed) as exc:

@@ -7,24 +7,10 @@ from pathlib import Path
 
 import pytest
 import trio
+from support.settings import make_settings
 
 from csms.config import Settings
-from csms.domain.ledger import UnknownStationPolicy
 from csms.runtime.server import Csms, run_csms
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": f"sqlite:///{tmp_path / 'csms.db'}",
-        "ocpp_host": "127.0.0.1",
-        "ocpp_port": 0,
-        "api_host": "127.0.0.1",
-        "api_port": 0,
-        "unknown_stations": UnknownStationPolicy.ACCEPT,
-        "log_level": "warning",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """Domain events: what a charger told the CSMS, in version-neutral form.
 
-Every protocol adapter (1.6 today, 2.0.1 later) turns its payloads into these; the ledger
-consumes only these. `received_at` is the CSMS's arrival time, kept apart from the
-charger's own `timestamp`.
+Every protocol adapter (1.6, 2.0.1, 2.1) turns its payloads into these; the ledger consumes
+only these. `received_at` is the CSMS's arrival time, kept apart from the charger's own
+`timestamp`. The same event means the same thing whichever version sent it: a 2.0.1
+Heartbeat is a `HeartbeatReceived`, a LogStatusNotification a `DiagnosticsStatusReported`.
+What only a station-numbered transaction has (its own id, sequence numbers, trigger reasons)
+is a `TransactionEventReported`, which the ledger turns into the same transaction records.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class BootReported:
     meter_type: str | None
     meter_serial: str | None
     received_at: datetime
+    #: Why the station booted (2.x BootReason); None from 1.6.
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,8 @@ class AuthorizeRequested:
     station_id: str
     id_tag: str
     received_at: datetime
+    #: The 2.x IdToken type (ISO14443, eMAID, NoAuthorization, ...); None for a 1.6 idTag.
+    token_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,83 @@ class TransactionStopped:
     timestamp: datetime
     reason: str | None
     samples: tuple[MeterSample, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEventReported:
+    """One event of a transaction the station numbers itself (2.x TransactionEvent).
+
+    `station_tx_id` is the station's id for the transaction; `seq_no` orders its events
+    (Started is usually 0). `evse_id` is the unit that runs one transaction at a time, the
+    ledger's connector; `connector_id` the socket on it. `id_tag` is the token the event
+    carries, if any: it authorizes (or, with `trigger_reason` StopAuthorized or on Ended,
+    stops) the transaction. `offline` says the event happened while the station was offline.
+    """
+
+    station_id: str
+    station_tx_id: str
+    event_type: str  # "Started" | "Updated" | "Ended"
+    seq_no: int
+    timestamp: datetime
+    trigger_reason: str
+    offline: bool
+    evse_id: int | None
+    connector_id: int | None
+    id_tag: str | None
+    token_type: str | None
+    charging_state: str | None
+    stopped_reason: str | None
+    remote_start_id: int | None
+    reservation_id: int | None
+    samples: tuple[MeterSample, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVariable:
+    """One attribute of one variable of one component of a station's device model."""
+
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    attribute_type: str
+    value: str | None
+    mutability: str | None
+    data_type: str | None
+    unit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceModelReported:
+    """One part of a station's report of its device model (2.x NotifyReport).
+
+    A report comes in parts with increasing `seq_no`; `more_to_come` is False on the last.
+    """
+
+    station_id: str
+    request_id: int
+    seq_no: int
+    more_to_come: bool
+    generated_at: datetime
+    variables: tuple[DeviceVariable, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationReported:
+    """Something a station reports that the ledger keeps in its event log as it came
+    (2.x NotifyEvent, SecurityEventNotification, NotifyChargingLimit, ...).
+
+    `kind` names it (for example "security_event"); `data` is what the station said.
+    """
+
+    station_id: str
+    kind: str
+    data: dict[str, Any]
     received_at: datetime
 
 
@@ -145,10 +229,18 @@ DomainEvent = (
     | FirmwareStatusReported
     | DiagnosticsStatusReported
     | ConnectionChanged
+    | TransactionEventReported
+    | DeviceModelReported
+    | NotificationReported
 )
 
 #: Events that a crash must not lose: answered only after their records are committed.
-TRANSACTION_EVENTS = (TransactionStarted, MeterValuesReported, TransactionStopped)
+TRANSACTION_EVENTS = (
+    TransactionStarted,
+    MeterValuesReported,
+    TransactionStopped,
+    TransactionEventReported,
+)
 
 #: Answered only after the commit: transaction data, and the rare events whose answer an
 #: operator or the charger acts on (a registration, a connection's state). Heartbeats,

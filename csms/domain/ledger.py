@@ -3,7 +3,8 @@
 `LedgerRules.apply` runs inside one storage transaction (`LedgerTx`). It is idempotent:
 a retried StartTransaction gets the same id, a retried StopTransaction or MeterValues
 changes nothing. Data for unknown transactions is kept and flagged for reconciliation;
-meter anomalies are flagged, never rejected.
+meter anomalies are flagged, never rejected. Transactions that 2.x stations number
+themselves are mapped onto the same records by `station_transactions`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from csms.domain import station_transactions
 from csms.domain.authorization import authorize
 from csms.domain.billing import BillingRules
 from csms.domain.events import (
@@ -20,13 +22,16 @@ from csms.domain.events import (
     BootReported,
     ConnectionChanged,
     DataTransferReceived,
+    DeviceModelReported,
     DiagnosticsStatusReported,
     DomainEvent,
     FirmwareStatusReported,
     HeartbeatReceived,
     MeterSample,
     MeterValuesReported,
+    NotificationReported,
     StatusReported,
+    TransactionEventReported,
     TransactionStarted,
     TransactionStopped,
 )
@@ -42,11 +47,18 @@ from csms.domain.replies import (
     DataTransferDecision,
     HeartbeatAck,
     IdTagInfo,
+    NotificationAck,
     RegistrationStatus,
     Reply,
     StartDecision,
     StopDecision,
 )
+
+#: The status a notification's response carries, for those whose response has one. This
+#: CSMS computes no charging schedules: an EV's charging needs are answered Rejected ("service
+#: not available"), so that the station does not wait for a schedule; the schedule an EV
+#: negotiated with the station is taken note of (Accepted).
+_NOTIFICATION_ANSWERS = {"ev_charging_needs": "Rejected", "ev_charging_schedule": "Accepted"}
 
 
 class UnknownStationPolicy(StrEnum):
@@ -63,6 +75,8 @@ class LedgerRules:
     retry_interval: int = 60
     #: Pricing and payment of sessions; None runs the ledger without billing.
     billing: BillingRules | None = field(default_factory=BillingRules)
+    #: How often (seconds of arrival time) a 2.x station is told its session's running cost.
+    cost_update_interval_s: float = 300.0
 
     def apply(self, tx: LedgerStore, event: DomainEvent) -> Reply:
         handler: Callable[[LedgerRules, LedgerStore, Any], Reply] = _HANDLERS[type(event)]
@@ -81,7 +95,10 @@ class LedgerRules:
         else:
             status, register = RegistrationStatus.REJECTED, False
         tx.save_boot(event, status.value, register)
-        tx.log_event(event.station_id, "boot", event.received_at, {"status": status.value})
+        logged = {"status": status.value}
+        if event.reason is not None:
+            logged["reason"] = event.reason
+        tx.log_event(event.station_id, "boot", event.received_at, logged)
         interval = (
             self.heartbeat_interval
             if status is RegistrationStatus.ACCEPTED
@@ -131,6 +148,31 @@ class LedgerRules:
         )
         return Ack()
 
+    def device_model(self, tx: LedgerStore, event: DeviceModelReported) -> Reply:
+        tx.save_device_variables(
+            event.station_id, event.request_id, event.variables, event.received_at
+        )
+        tx.log_event(
+            event.station_id,
+            "device_model_report",
+            event.received_at,
+            {
+                "request_id": event.request_id,
+                "seq_no": event.seq_no,
+                "more_to_come": event.more_to_come,
+                "generated_at": event.generated_at,
+                "variables": len(event.variables),
+            },
+        )
+        return Ack()
+
+    def notification(self, tx: LedgerStore, event: NotificationReported) -> Reply:
+        tx.log_event(event.station_id, event.kind, event.received_at, event.data)
+        return NotificationAck(_NOTIFICATION_ANSWERS.get(event.kind))
+
+    def transaction_event(self, tx: LedgerStore, event: TransactionEventReported) -> Reply:
+        return station_transactions.apply(self, tx, event)
+
     def data_transfer(self, tx: LedgerStore, event: DataTransferReceived) -> Reply:
         tx.log_event(
             event.station_id,
@@ -143,10 +185,12 @@ class LedgerRules:
 
     # -- authorization and transactions -------------------------------------------------
 
-    def _id_tag_info(
+    def token_info(
         self, tx: LedgerStore, id_tag: str, event_time: Any, *, already_counted: int = 0
     ) -> IdTagInfo:
-        """`already_counted`: active transactions of this tag that are the one being decided."""
+        """The token's status now, billing's refusals included (the 2.x bookkeeping asks too).
+
+        `already_counted`: active transactions of this tag that are the one being decided."""
         token = tx.get_token(id_tag)
         parent = tx.get_token(token.parent_id_tag) if token and token.parent_id_tag else None
         active = tx.count_active_transactions(id_tag) - already_counted if token else 0
@@ -158,7 +202,10 @@ class LedgerRules:
         return info
 
     def authorize(self, tx: LedgerStore, event: AuthorizeRequested) -> Reply:
-        info = self._id_tag_info(tx, event.id_tag, event.received_at)
+        if event.token_type == station_transactions.NO_AUTHORIZATION:
+            # The station charges without authorization: there is nothing to look up.
+            return AuthorizeDecision(IdTagInfo(AuthorizationStatus.ACCEPTED))
+        info = self.token_info(tx, event.id_tag, event.received_at)
         if info.status is not AuthorizationStatus.ACCEPTED:
             # Refusals are what an operator looks for; accepted ones are the norm.
             tx.log_event(
@@ -176,22 +223,11 @@ class LedgerRules:
         if existing is not None:
             # A retry: the transaction it started must not count against its own token's limit.
             counted = 1 if existing.status is TransactionStatus.ACTIVE else 0
-            info = self._id_tag_info(tx, event.id_tag, event.received_at, already_counted=counted)
+            info = self.token_info(tx, event.id_tag, event.received_at, already_counted=counted)
             return StartDecision(existing.id, info)
-        info = self._id_tag_info(tx, event.id_tag, event.received_at)
-        previous = tx.active_transaction_on_connector(event.station_id, event.connector_id)
-        if previous is not None:
-            tx.update_transaction(
-                previous.id,
-                {"status": TransactionStatus.INTERRUPTED.value, "needs_reconciliation": 1},
-            )
-            tx.log_event(
-                event.station_id,
-                "transaction_interrupted",
-                event.received_at,
-                {"transaction_id": previous.id, "connector_id": event.connector_id},
-            )
-        transaction_id = tx.insert_transaction(
+        info = self.token_info(tx, event.id_tag, event.received_at)
+        transaction_id = self.open_transaction(
+            tx,
             {
                 "station_id": event.station_id,
                 "connector_id": event.connector_id,
@@ -204,11 +240,30 @@ class LedgerRules:
                 "status": TransactionStatus.ACTIVE.value,
                 "last_meter_wh": event.meter_start_wh,
                 "last_meter_at": event.timestamp,
-            }
+            },
+            event.received_at,
         )
         if self.billing is not None and info.status is AuthorizationStatus.ACCEPTED:
             self.billing.on_start(tx, transaction_id, event.id_tag, event.received_at)
         return StartDecision(transaction_id, info)
+
+    def open_transaction(self, tx: LedgerStore, values: dict[str, Any], received_at: Any) -> int:
+        """Insert a started transaction; an older one still active on its connector is
+        marked Interrupted (its stop never came before the next start)."""
+        station_id, connector_id = values["station_id"], values["connector_id"]
+        previous = tx.active_transaction_on_connector(station_id, connector_id)
+        if previous is not None:
+            tx.update_transaction(
+                previous.id,
+                {"status": TransactionStatus.INTERRUPTED.value, "needs_reconciliation": 1},
+            )
+            tx.log_event(
+                station_id,
+                "transaction_interrupted",
+                received_at,
+                {"transaction_id": previous.id, "connector_id": connector_id},
+            )
+        return tx.insert_transaction(values)
 
     def meter_values(self, tx: LedgerStore, event: MeterValuesReported) -> Reply:
         record = None
@@ -234,7 +289,7 @@ class LedgerRules:
         return Ack()
 
     def stop_transaction(self, tx: LedgerStore, event: TransactionStopped) -> Reply:
-        info = self._id_tag_info(tx, event.id_tag, event.received_at) if event.id_tag else None
+        info = self.token_info(tx, event.id_tag, event.received_at) if event.id_tag else None
         record = tx.get_transaction(event.transaction_id)
         if record is None or record.station_id != event.station_id:
             return self._stop_unmatched(tx, event, info)
@@ -298,11 +353,15 @@ class LedgerRules:
                 **({"anomalies": ",".join(flags), "needs_reconciliation": 1} if flags else {}),
             },
         )
+        total_cost = None
         if self.billing is not None:
             ended = tx.get_transaction(record.id)
             assert ended is not None
-            self.billing.on_stop(tx, ended, event.timestamp)
-        return StopDecision(info)
+            cdr = self.billing.on_stop(tx, ended, event.timestamp)
+            if cdr is not None:
+                incl = cdr.total_cost.incl_vat
+                total_cost = incl if incl is not None else cdr.total_cost.excl_vat
+        return StopDecision(info, total_cost)
 
     def _stop_unmatched(
         self, tx: LedgerStore, event: TransactionStopped, info: IdTagInfo | None
@@ -434,4 +493,7 @@ _HANDLERS: dict[type, Callable[[LedgerRules, LedgerStore, Any], Reply]] = {
     DataTransferReceived: LedgerRules.data_transfer,
     FirmwareStatusReported: LedgerRules.firmware_status,
     DiagnosticsStatusReported: LedgerRules.diagnostics_status,
+    TransactionEventReported: LedgerRules.transaction_event,
+    DeviceModelReported: LedgerRules.device_model,
+    NotificationReported: LedgerRules.notification,
 }

@@ -11,12 +11,19 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from csms.domain.cdr import Cdr
-from csms.domain.events import BootReported, MeterSample, StatusReported
+from csms.domain.events import (
+    BootReported,
+    DeviceVariable,
+    MeterSample,
+    StatusReported,
+    TransactionEventReported,
+)
 from csms.domain.payments import PaymentAction
 from csms.domain.postings import Posting
 from csms.domain.records import (
     DriverRecord,
     StationRecord,
+    StationTransactionRecord,
     TokenRecord,
     TransactionRecord,
     TransactionStatus,
@@ -76,6 +83,33 @@ class LedgerTx(Protocol):
     ) -> None: ...
 
 
+class StationTransactionsTx(Protocol):
+    """The 2.x bookkeeping's reads and writes: station transaction ids, their events'
+    sequence numbers, the device model."""
+
+    def get_station_transaction(
+        self, station_id: str, station_tx_id: str
+    ) -> StationTransactionRecord | None: ...
+
+    def insert_station_transaction(
+        self, record: StationTransactionRecord, at: datetime
+    ) -> None: ...
+
+    def update_station_transaction(
+        self, station_id: str, station_tx_id: str, values: dict[str, Any]
+    ) -> None: ...
+
+    def record_transaction_event(self, event: TransactionEventReported) -> bool:
+        """Keep the event's sequence number; False if it was kept already (a retry)."""
+        ...
+
+    def transaction_event_seq_nos(self, station_id: str, station_tx_id: str) -> list[int]: ...
+
+    def save_device_variables(
+        self, station_id: str, report_id: int, variables: Sequence[DeviceVariable], at: datetime
+    ) -> None: ...
+
+
 class BillingTx(Protocol):
     """Billing's reads and writes inside the same ledger batch as the transaction they price."""
 
@@ -113,8 +147,8 @@ class BillingTx(Protocol):
         ...
 
 
-class LedgerStore(LedgerTx, BillingTx, Protocol):
+class LedgerStore(LedgerTx, StationTransactionsTx, BillingTx, Protocol):
     """Everything the ledger rules read and write in one batch."""
 
 
-__all__ = ["BillingTx", "LedgerStore", "LedgerTx", "TransactionStatus"]
+__all__ = ["BillingTx", "LedgerStore", "LedgerTx", "StationTransactionsTx", "TransactionStatus"]

@@ -63,6 +63,27 @@ class TransactionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StationTransactionRecord:
+    """A transaction a 2.x station numbers itself, and the ledger transaction it is."""
+
+    station_id: str
+    station_tx_id: str
+    transaction_id: int
+    evse_id: int | None = None
+    connector_id: int | None = None
+    token_type: str | None = None
+    #: The seqNo of its Started and Ended events; None until that event arrived.
+    started_seq_no: int | None = None
+    ended_seq_no: int | None = None
+    charging_state: str | None = None
+    remote_start_id: int | None = None
+    #: The token that stopped it, when an Updated event named it before its Ended.
+    stop_id_tag: str | None = None
+    #: When the running cost was last pushed to the station (the arrival time that did it).
+    cost_pushed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DriverRecord:
     """A driver who owns tokens, and how they pay."""
 

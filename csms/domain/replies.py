@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -54,6 +55,31 @@ class StartDecision:
 @dataclass(frozen=True, slots=True)
 class StopDecision:
     id_tag_info: IdTagInfo | None
+    #: The session's price including VAT, when billing rated it in this batch.
+    total_cost: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEventDecision:
+    """The answer to a station-numbered transaction's event.
+
+    `id_tag_info` answers the token the event carried (None when it carried none);
+    `total_cost` is the final price once the transaction ended and was rated;
+    `running_cost` the price so far, when it is due to be pushed to the station.
+    """
+
+    transaction_id: int
+    station_tx_id: str
+    id_tag_info: IdTagInfo | None = None
+    total_cost: Decimal | None = None
+    running_cost: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationAck:
+    """Recorded; `status` is what the response says, when it says anything."""
+
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,5 +108,7 @@ Reply = (
     | StopDecision
     | DataTransferDecision
     | ConnectionAck
+    | TransactionEventDecision
+    | NotificationAck
     | Ack
 )

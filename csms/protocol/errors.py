@@ -1,6 +1,9 @@
 """OCPP-J CALLERROR codes as exceptions, with each version's wire spelling.
 
-The core raises these; one place (`OcppSession`) turns them into CALLERROR frames.
+The core raises these; one place (`OcppSession`) turns them into CALLERROR frames. 1.6 and
+2.x spell two codes differently (`FormationViolation`/`FormatViolation`,
+`OccurenceConstraintViolation`/`OccurrenceConstraintViolation`), and 2.x has two codes of its
+own (`RpcFrameworkError`, `MessageTypeNotSupported`) that 1.6 answers with its nearest code.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ class OcppError(Exception):
     """An error that is answered to the peer as a CALLERROR.
 
     `wire_codes` maps an OCPP version to the code written on the wire; `code_for`
-    falls back to the 1.6 spelling.
+    falls back to `code` (the 1.6 spelling, except for the 2.x-only codes).
     """
 
     code: ClassVar[str] = "GenericError"
@@ -44,6 +47,16 @@ class OccurenceConstraintViolation(OcppError):
     }
 
 
+class RpcFrameworkError(FormationViolation):
+    """Not a valid RPC message at all (not JSON, not an array, no readable message id).
+
+    1.6 has no such code: it answers `FormationViolation`, as it always did.
+    """
+
+    code = "RpcFrameworkError"
+    wire_codes: ClassVar[dict[str, str]] = {"ocpp1.6": "FormationViolation"}
+
+
 class TypeConstraintViolation(OcppError):
     code = "TypeConstraintViolation"
 
@@ -54,6 +67,13 @@ class PropertyConstraintViolation(OcppError):
 
 class ProtocolError(OcppError):
     code = "ProtocolError"
+
+
+class MessageTypeNotSupported(ProtocolError):
+    """A MessageTypeId this implementation does not know (1.6 answers `ProtocolError`)."""
+
+    code = "MessageTypeNotSupported"
+    wire_codes: ClassVar[dict[str, str]] = {"ocpp1.6": "ProtocolError"}
 
 
 class NotImplementedCall(OcppError):
@@ -82,10 +102,12 @@ ERROR_CLASSES: dict[str, type[OcppError]] = {
     cls.code: cls
     for cls in (
         FormationViolation,
+        RpcFrameworkError,
         OccurenceConstraintViolation,
         TypeConstraintViolation,
         PropertyConstraintViolation,
         ProtocolError,
+        MessageTypeNotSupported,
         NotImplementedCall,
         NotSupported,
         SecurityError,

@@ -13,7 +13,13 @@ from typing import Any
 
 import orjson
 
-from csms.protocol.errors import FormationViolation, OcppError, ProtocolError
+from csms.protocol.errors import (
+    FormationViolation,
+    MessageTypeNotSupported,
+    OcppError,
+    ProtocolError,
+    RpcFrameworkError,
+)
 
 MAX_MESSAGE_ID_LENGTH = 36
 #: The id answered when a frame is so broken that its own id cannot be read.
@@ -70,23 +76,30 @@ def parse_frame(text: str | bytes) -> Frame:
         message = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise MalformedFrame(
-            FormationViolation(f"message is not valid JSON: {exc}"), UNKNOWN_MESSAGE_ID
+            RpcFrameworkError(f"message is not valid JSON: {exc}"), UNKNOWN_MESSAGE_ID
         ) from None
     if not isinstance(message, list) or len(message) < 3:
         # A short reply is dropped like any broken reply; anything else is answered.
         is_reply = isinstance(message, list) and bool(message) and message[0] in (3, 4)
         raise MalformedFrame(
-            FormationViolation("message is not a JSON array of at least 3 elements"),
+            RpcFrameworkError("message is not a JSON array of at least 3 elements"),
             UNKNOWN_MESSAGE_ID,
             answerable=not is_reply,
         )
     type_id, message_id = message[0], message[1]
     if not isinstance(message_id, str) or not message_id:
         raise MalformedFrame(
-            FormationViolation("message id must be a non-empty string"), UNKNOWN_MESSAGE_ID
+            RpcFrameworkError("message id must be a non-empty string"), UNKNOWN_MESSAGE_ID
         )
     if type(type_id) is not int or type_id not in (2, 3, 4):
-        raise MalformedFrame(ProtocolError(f"unsupported MessageTypeId {type_id!r}"), message_id)
+        # 2.1's SEND (6) and CALLRESULTERROR (5) are never answered; the session decides.
+        raise MalformedFrame(
+            MessageTypeNotSupported(
+                f"unsupported MessageTypeId {type_id!r}",
+                {"messageTypeId": type_id} if type(type_id) is int else {},
+            ),
+            message_id,
+        )
     is_call = type_id == MessageType.CALL
     if len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise MalformedFrame(
@@ -121,11 +134,11 @@ def parse_frame(text: str | bytes) -> Frame:
 def _parse_call(message: list[Any], message_id: str) -> Call:
     if len(message) != 4:
         raise MalformedFrame(
-            FormationViolation("CALL must be [2, id, action, {payload}]"), message_id
+            RpcFrameworkError("CALL must be [2, id, action, {payload}]"), message_id
         )
     action, payload = message[2], message[3]
     if not isinstance(action, str) or not action:
-        raise MalformedFrame(FormationViolation("action must be a non-empty string"), message_id)
+        raise MalformedFrame(RpcFrameworkError("action must be a non-empty string"), message_id)
     if not isinstance(payload, dict):
         raise MalformedFrame(FormationViolation("payload must be a JSON object"), message_id)
     return Call(message_id, action, payload)

@@ -19,6 +19,7 @@ import structlog
 
 from csms.protocol import schemas
 from csms.protocol.errors import (
+    MessageTypeNotSupported,
     NotImplementedCall,
     NotSupported,
     OcppError,
@@ -39,6 +40,8 @@ from csms.protocol.frames import (
 log = structlog.get_logger("csms.protocol")
 
 _RECENTLY_EXPIRED = 32
+#: MessageTypeIds a version defines that no reply may follow (2.1: CALLRESULTERROR, SEND).
+_NEVER_ANSWERED_TYPES: dict[str, frozenset[int]] = {"ocpp2.1": frozenset({5, 6})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +177,21 @@ class OcppSession:
             if not exc.answerable:
                 self._warn("malformed reply dropped", error=exc.error.description)
                 return FrameRejected(exc.error, None)
+            if self._unanswerable_type(exc.error):
+                self._warn("unsupported message dropped", error=exc.error.description)
+                return FrameRejected(exc.error, None)
             return FrameRejected(exc.error, self._error_text(exc.message_id, exc.error))
         if isinstance(frame, Call):
             return self._receive_call(frame, now)
         return self._receive_reply(frame)
+
+    def _unanswerable_type(self, error: OcppError) -> bool:
+        """2.1's SEND (6) and CALLRESULTERROR (5) must never be answered, even unsupported."""
+        return (
+            self.version in _NEVER_ANSWERED_TYPES
+            and isinstance(error, MessageTypeNotSupported)
+            and error.details.get("messageTypeId") in _NEVER_ANSWERED_TYPES[self.version]
+        )
 
     def _receive_call(self, call: Call, now: float) -> Event:
         if self._inbound is not None:

@@ -21,7 +21,7 @@ import trio
 from csms.config import Settings
 from csms.domain.events import ConnectionChanged
 from csms.domain.replies import BootDecision, ConnectionAck, RegistrationStatus
-from csms.protocol.adapters import ADAPTERS
+from csms.protocol.adapters import ADAPTERS, commands_after
 from csms.protocol.errors import InternalError, OcppError, SecurityError
 from csms.protocol.frames import Call
 from csms.protocol.session import (
@@ -32,6 +32,7 @@ from csms.protocol.session import (
     OcppSession,
 )
 from csms.runtime.ledger_actor import LedgerActor
+from csms.runtime.metrics import CsmsMetrics
 from csms.runtime.registry import (
     Command,
     CommandRejected,
@@ -61,6 +62,7 @@ class ChargerConnection:
         "_end_reason",
         "_ledger",
         "_mailbox",
+        "_metrics",
         "_pending",
         "_registry",
         "_sender_running",
@@ -88,8 +90,10 @@ class ChargerConnection:
         background: trio.Nursery,
         wall_clock: WallClock = utc_now,
         remote: str = "",
+        metrics: CsmsMetrics | None = None,
     ) -> None:
         self.station_id = station_id
+        self._metrics = metrics
         self._ws = ws
         self._ledger = ledger
         self._registry = registry
@@ -121,6 +125,15 @@ class ChargerConnection:
     @property
     def version(self) -> str:
         return self.session.version
+
+    @property
+    def mailbox_depth(self) -> int:
+        return len(self._mailbox)
+
+    def _count(self, direction: str, action: str, outcome: str, started: float | None) -> None:
+        if self._metrics is not None:
+            elapsed = None if started is None else trio.current_time() - started
+            self._metrics.message(direction, action, outcome, elapsed)
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -213,6 +226,7 @@ class ChargerConnection:
                     if self._pending is not None:
                         self._pending.fail(CommandRejected(event.error))
                 elif isinstance(event, FrameRejected):
+                    self._count("inbound", "(rejected)", event.error.code, None)
                     log.warning(
                         "frame rejected",
                         station_id=self.station_id,
@@ -225,6 +239,8 @@ class ChargerConnection:
             log.info("socket closed", station_id=self.station_id, code=closed.code)
 
     async def _answer(self, call: Call) -> None:
+        started, outcome = trio.current_time(), "result"
+        follow_ups: list[tuple[str, dict[str, Any]]] = []
         try:
             if not self.accepted and call.action != "BootNotification":
                 raise SecurityError(
@@ -237,15 +253,21 @@ class ChargerConnection:
             if isinstance(reply, BootDecision):
                 self.accepted = reply.status is RegistrationStatus.ACCEPTED
             text = self.session.reply_result(call.message_id, self._adapter.to_payload(reply))
+            follow_ups = commands_after(self._adapter, reply)
         except OcppError as error:
+            outcome = error.code
             text = self.session.reply_error(call.message_id, error)
         except Exception as exc:
+            outcome = InternalError.code
             log.error(
                 "call failed", station_id=self.station_id, action=call.action, error=repr(exc)
             )
             internal = InternalError(f"{call.action} could not be processed")
             text = self.session.reply_error(call.message_id, internal)
         await self._ws.send(text)
+        self._count("inbound", call.action, outcome, started)
+        for action, payload in follow_ups:
+            self._submit_unawaited(Command(action, payload))
 
     # -- outbound ----------------------------------------------------------------------
 
@@ -262,6 +284,16 @@ class ChargerConnection:
             self._sender_running = True
             self._background.start_soon(self._send_commands)
 
+    def _submit_unawaited(self, command: Command) -> None:
+        """A call of the CSMS's own (CostUpdated) that nobody waits for: if it cannot go
+        now, it is not worth queueing, as a newer one follows."""
+        try:
+            self.submit(command)
+        except (StationOffline, StationBusy) as exc:
+            log.info(
+                "call not sent", station_id=self.station_id, action=command.action, why=str(exc)
+            )
+
     async def _send_commands(self) -> None:
         try:
             while self._mailbox:
@@ -276,13 +308,23 @@ class ChargerConnection:
             )
         except OcppError as error:
             command.slot.fail(error)
+            self._count("outbound", command.action, "invalid", None)
             return
         self._pending = command.slot
+        started, outcome = trio.current_time(), "result"
         try:
             await self._ws.send(text)
             with trio.move_on_at(pending.deadline):
                 await command.slot.wait_filled()
-            if not command.slot.filled:
+            if command.slot.filled:
+                try:
+                    await command.slot.wait()
+                except CommandRejected as rejected:
+                    outcome = rejected.error.code
+                except Exception:
+                    outcome = "error"
+            else:
+                outcome = "timeout"
                 self.session.expire(trio.current_time())
                 command.slot.fail(
                     CommandTimeout(
@@ -290,6 +332,8 @@ class ChargerConnection:
                     )
                 )
         except WebSocketClosed:
+            outcome = "offline"
             command.slot.fail(StationOffline(f"station {self.station_id} disconnected"))
         finally:
             self._pending = None
+            self._count("outbound", command.action, outcome, started)

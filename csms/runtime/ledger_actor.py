@@ -8,6 +8,8 @@ values, stop). Nothing is answered that a crash could lose.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,6 +23,10 @@ from csms.runtime.slots import ReplySlot
 from csms.storage.base import EventOutcome, Store
 
 log = structlog.get_logger("csms.ledger")
+
+
+#: Told of every durable batch: its events with their replies, and the seconds it took.
+CommitObserver = Callable[[Sequence[tuple[DomainEvent, Reply]], float], None]
 
 
 class LedgerUnavailable(Exception):
@@ -50,8 +56,10 @@ class LedgerActor:
         queue_size: int = 8192,
         max_batch: int = 1024,
         commit_in_thread: bool = True,
+        on_commit: CommitObserver | None = None,
     ) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._rules = rules
         self._max_batch = max_batch
         # Virtual time (a MockClock that jumps when the loop is idle) must not see the loop
@@ -88,6 +96,7 @@ class LedgerActor:
         # The rules are CPU work and run here, on the event loop: on a worker thread every
         # SQLite call would hand the GIL back and forth with the loop. Only the commit,
         # which waits for the disk, goes to a thread.
+        started = time.perf_counter()
         work = [partial(self._rules.apply, event=request.event) for request in batch]
         try:
             outcomes = self._store.apply_batch(work)
@@ -116,6 +125,14 @@ class LedgerActor:
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for request, outcome in durable_only:
             self._deliver(request, outcome)
+        if self._on_commit is not None:
+            committed = [
+                (r.event, o.value) for r, o in zip(batch, outcomes, strict=True) if o.error is None
+            ]
+            try:
+                self._on_commit(committed, time.perf_counter() - started)
+            except Exception as exc:  # an observer's bug must not stop the ledger
+                log.error("commit observer failed", error=repr(exc))
 
     def _fail(self, requests: list[_Request], exc: Exception) -> None:
         self.stats.failed_batches += 1

@@ -8,6 +8,7 @@ HTTP status and a body saying why.
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import unquote
@@ -16,12 +17,16 @@ import structlog
 import trio
 
 from csms.config import Settings
+from csms.domain.events import DomainEvent
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.domain.ledger import LedgerRules
+from csms.domain.replies import Reply
 from csms.protocol.adapters import ADAPTERS, negotiate
 from csms.runtime.connection import ChargerConnection, WallClock, utc_now
+from csms.runtime.events import EventBus
 from csms.runtime.keepalive import watch_connections
 from csms.runtime.ledger_actor import LedgerActor
+from csms.runtime.metrics import CsmsMetrics
 from csms.runtime.payments import provider_from, run_payments
 from csms.runtime.registry import ConnectionRegistry
 from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
@@ -50,6 +55,10 @@ class Csms:
     wall_clock: WallClock = utc_now
     #: Where short-lived tasks of connections run (outbound commands).
     background: trio.Nursery | None = None
+    events: EventBus = field(default_factory=EventBus)
+    metrics: CsmsMetrics = field(default_factory=CsmsMetrics)
+    #: The operator API's port once it listens (None: not served).
+    http_port: int | None = None
 
     def _background(self) -> trio.Nursery:
         assert self.background is not None, "serve_ocpp has not started"
@@ -108,6 +117,7 @@ class Csms:
             background=self._background(),
             wall_clock=self.wall_clock,
             remote=remote,
+            metrics=self.metrics,
         )
         await connection.run()
 
@@ -147,7 +157,8 @@ async def run_csms(
     listen: bool = True,
     task_status: trio.TaskStatus[Csms] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the CSMS until cancelled: the ledger actor and the OCPP endpoint.
+    """Run the CSMS until cancelled: the ledger actor, the OCPP endpoint and (when it
+    listens on SQLite) the operator's HTTP API.
 
     `virtual_time` is for hosts that run it under a jumping MockClock (the simulator's
     in-process mode): commits then run inline. With `listen=False` no TCP port is opened;
@@ -156,6 +167,12 @@ async def run_csms(
     own_store = store is None
     the_store: Store = store if store is not None else open_store(settings.database_url)
     the_store.mark_all_offline()
+    events, metrics = EventBus(), CsmsMetrics()
+
+    def committed(batch: Sequence[tuple[DomainEvent, Reply]], seconds: float) -> None:
+        metrics.ledger_committed(batch, seconds)
+        events.ledger_committed(batch)
+
     rules = LedgerRules(
         unknown_stations=settings.unknown_stations,
         heartbeat_interval=settings.heartbeat_interval,
@@ -167,8 +184,16 @@ async def run_csms(
         queue_size=settings.ledger_queue_size,
         max_batch=settings.ledger_max_batch,
         commit_in_thread=not virtual_time,
+        on_commit=committed,
     )
-    csms = Csms(settings, ledger, ConnectionRegistry(), wall_clock=wall_clock)
+    csms = Csms(
+        settings,
+        ledger,
+        ConnectionRegistry(),
+        wall_clock=wall_clock,
+        events=events,
+        metrics=metrics,
+    )
     # The ledger outlives the connections: their last words (disconnects) still get recorded.
     ledger_scope = trio.CancelScope(shield=True)
 
@@ -200,6 +225,10 @@ async def run_csms(
                             )
                         )
                     await services.start(partial(csms.serve_ocpp, listen=listen))
+                    if listen and settings.database_url.startswith("sqlite:///"):
+                        from csms.api.launch import serve_api  # the layer above: imported late
+
+                        await services.start(serve_api, csms)
                     task_status.started(csms)
             finally:
                 ledger_scope.cancel()

@@ -216,11 +216,178 @@ MIGRATIONS: list[str] = [
     """,
     # 4: the operator API: api keys, audit log, alerts, uploads, firmware campaigns, snapshots
     """
-    SELECT 1
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        scope TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        key_name TEXT,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status_code INTEGER NOT NULL,
+        body TEXT,
+        remote TEXT
+    );
+    CREATE TABLE driver_blocks (
+        driver_id TEXT NOT NULL,
+        id_tag TEXT NOT NULL,
+        previous_status TEXT NOT NULL,
+        PRIMARY KEY (driver_id, id_tag)
+    );
+    CREATE TABLE local_list_versions (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        update_type TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        sent_at TEXT NOT NULL
+    );
+    CREATE INDEX local_list_versions_station ON local_list_versions (station_id, version);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        station_id TEXT,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        state TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        acknowledged_by TEXT,
+        cleared_at TEXT,
+        cleared_by TEXT
+    );
+    -- At most one open (active or acknowledged) alert per kind and subject.
+    CREATE UNIQUE INDEX alerts_open ON alerts (kind, subject) WHERE state != 'cleared';
+    CREATE TABLE alert_settings (
+        key TEXT PRIMARY KEY,
+        value REAL NOT NULL
+    );
+    CREATE TABLE upload_slots (
+        token TEXT PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        stored_as TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        content_type TEXT,
+        uploaded_at TEXT NOT NULL
+    );
+    CREATE INDEX uploads_station ON uploads (station_id, id);
+    CREATE TABLE firmware_files (
+        name TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL
+    );
+    CREATE TABLE firmware_campaigns (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        firmware TEXT NOT NULL,
+        location TEXT NOT NULL,
+        batch_size INTEGER NOT NULL,
+        start_at TEXT NOT NULL,
+        retries INTEGER NOT NULL,
+        retry_interval INTEGER NOT NULL,
+        target_timeout_s REAL NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE campaign_targets (
+        campaign_id INTEGER NOT NULL REFERENCES firmware_campaigns (id),
+        station_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        firmware_status TEXT,
+        error TEXT,
+        started_at TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, station_id)
+    );
+    CREATE TABLE config_snapshots (
+        id INTEGER PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX config_snapshots_station ON config_snapshots (station_id, id);
+    -- station_id '' is the fleet-wide desired value, a station's own row overrides it.
+    CREATE TABLE desired_config (
+        station_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (station_id, key)
+    )
     """,
     # 5: OCPP 2.0.1: station transaction ids, device model
     """
-    SELECT 1
+    -- A station-numbered (2.x) transaction and the ledger transaction it is.
+    CREATE TABLE station_transactions (
+        station_id TEXT NOT NULL,
+        station_tx_id TEXT NOT NULL,
+        transaction_id INTEGER NOT NULL,
+        evse_id INTEGER,
+        connector_id INTEGER,
+        token_type TEXT,
+        started_seq_no INTEGER,
+        ended_seq_no INTEGER,
+        charging_state TEXT,
+        remote_start_id INTEGER,
+        stop_id_tag TEXT,
+        cost_pushed_at TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (station_id, station_tx_id)
+    );
+    CREATE UNIQUE INDEX station_transactions_ledger ON station_transactions (transaction_id);
+    CREATE INDEX station_transactions_remote_start
+        ON station_transactions (station_id, remote_start_id) WHERE remote_start_id IS NOT NULL;
+    -- Every event of such a transaction by its sequence number: a retry inserts nothing.
+    CREATE TABLE station_transaction_events (
+        station_id TEXT NOT NULL,
+        station_tx_id TEXT NOT NULL,
+        seq_no INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        trigger_reason TEXT NOT NULL,
+        offline INTEGER NOT NULL,
+        timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (station_id, station_tx_id, seq_no)
+    );
+    -- The device model as the station reported it. '' and 0 stand for an absent instance
+    -- or EVSE, so that the key has no NULLs.
+    CREATE TABLE device_model (
+        station_id TEXT NOT NULL,
+        component TEXT NOT NULL,
+        component_instance TEXT NOT NULL DEFAULT '',
+        evse_id INTEGER NOT NULL DEFAULT 0,
+        connector_id INTEGER NOT NULL DEFAULT 0,
+        variable TEXT NOT NULL,
+        variable_instance TEXT NOT NULL DEFAULT '',
+        attribute_type TEXT NOT NULL,
+        value TEXT,
+        mutability TEXT,
+        data_type TEXT,
+        unit TEXT,
+        report_id INTEGER,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (station_id, component, component_instance, evse_id, connector_id,
+            variable, variable_instance, attribute_type)
+    )
     """,
 ]
 

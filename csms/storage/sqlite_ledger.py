@@ -9,10 +9,17 @@ from typing import Any
 
 import orjson
 
-from csms.domain.events import BootReported, MeterSample, StatusReported
+from csms.domain.events import (
+    BootReported,
+    DeviceVariable,
+    MeterSample,
+    StatusReported,
+    TransactionEventReported,
+)
 from csms.domain.records import (
     RegisterReading,
     StationRecord,
+    StationTransactionRecord,
     TokenRecord,
     TransactionRecord,
     TransactionStatus,
@@ -46,6 +53,21 @@ _TRANSACTION_COLUMNS = frozenset(
     }
 )
 _STATION_FIELDS = frozenset({"firmware_status", "diagnostics_status"})
+_STATION_TRANSACTION_COLUMNS = (
+    "station_id",
+    "station_tx_id",
+    "transaction_id",
+    "evse_id",
+    "connector_id",
+    "token_type",
+    "started_seq_no",
+    "ended_seq_no",
+    "charging_state",
+    "remote_start_id",
+    "stop_id_tag",
+    "cost_pushed_at",
+)
+_STATION_TRANSACTION_UPDATABLE = frozenset(_STATION_TRANSACTION_COLUMNS[3:])
 _TRANSACTION_SELECT = (
     "SELECT id, station_id, connector_id, id_tag, meter_start_wh, started_at, meter_stop_wh,"
     " ended_at, status, reported_transaction_id, last_meter_wh, last_meter_at, anomalies,"
@@ -322,3 +344,136 @@ class SqliteLedgerTx(SqliteBillingTx):
             "INSERT INTO events (station_id, kind, at, data) VALUES (?, ?, ?, ?)",
             (station_id, kind, to_text(at), orjson.dumps(data, default=str).decode()),
         )
+
+    # -- station-numbered (2.x) transactions and the device model ---------------------------
+
+    def get_station_transaction(
+        self, station_id: str, station_tx_id: str
+    ) -> StationTransactionRecord | None:
+        row = self._db.execute(
+            f"SELECT {', '.join(_STATION_TRANSACTION_COLUMNS)} FROM station_transactions"
+            " WHERE station_id = ? AND station_tx_id = ?",
+            (station_id, station_tx_id),
+        ).fetchone()
+        if row is None:
+            return None
+        values = dict(zip(_STATION_TRANSACTION_COLUMNS, row, strict=True))
+        values["cost_pushed_at"] = from_text(values["cost_pushed_at"])
+        return StationTransactionRecord(**values)
+
+    def insert_station_transaction(self, record: StationTransactionRecord, at: datetime) -> None:
+        values = [_sql_value(getattr(record, c)) for c in _STATION_TRANSACTION_COLUMNS]
+        self._db.execute(
+            f"INSERT INTO station_transactions ({', '.join(_STATION_TRANSACTION_COLUMNS)},"
+            f" created_at) VALUES ({', '.join('?' for _ in values)}, ?)",
+            [*values, to_text(at)],
+        )
+
+    def update_station_transaction(
+        self, station_id: str, station_tx_id: str, values: dict[str, Any]
+    ) -> None:
+        unknown = set(values) - _STATION_TRANSACTION_UPDATABLE
+        if unknown:
+            raise ValueError(f"unknown station transaction columns: {sorted(unknown)}")
+        if not values:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self._db.execute(
+            f"UPDATE station_transactions SET {assignments}"
+            " WHERE station_id = ? AND station_tx_id = ?",
+            [*(_sql_value(v) for v in values.values()), station_id, station_tx_id],
+        )
+
+    def record_transaction_event(self, event: TransactionEventReported) -> bool:
+        cursor = self._db.execute(
+            """
+            INSERT OR IGNORE INTO station_transaction_events (station_id, station_tx_id,
+                seq_no, event_type, trigger_reason, offline, timestamp, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                event.station_id,
+                event.station_tx_id,
+                event.seq_no,
+                event.event_type,
+                event.trigger_reason,
+                int(event.offline),
+                to_text(event.timestamp),
+                to_text(event.received_at),
+            ),
+        )
+        return cursor.rowcount > 0
+
+    def transaction_event_seq_nos(self, station_id: str, station_tx_id: str) -> list[int]:
+        return [
+            int(seq_no)
+            for (seq_no,) in self._db.execute(
+                "SELECT seq_no FROM station_transaction_events"
+                " WHERE station_id = ? AND station_tx_id = ? ORDER BY seq_no",
+                (station_id, station_tx_id),
+            )
+        ]
+
+    def save_device_variables(
+        self, station_id: str, report_id: int, variables: Sequence[DeviceVariable], at: datetime
+    ) -> None:
+        updated = to_text(at)
+        self._db.executemany(
+            """
+            INSERT INTO device_model (station_id, component, component_instance, evse_id,
+                connector_id, variable, variable_instance, attribute_type, value, mutability,
+                data_type, unit, report_id, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (station_id, component, component_instance, evse_id, connector_id,
+                variable, variable_instance, attribute_type) DO UPDATE SET
+                value = excluded.value, mutability = excluded.mutability,
+                data_type = excluded.data_type, unit = excluded.unit,
+                report_id = excluded.report_id, updated_at = excluded.updated_at
+            """,
+            [
+                (
+                    station_id,
+                    v.component,
+                    v.component_instance or "",
+                    v.evse_id or 0,
+                    v.connector_id or 0,
+                    v.variable,
+                    v.variable_instance or "",
+                    v.attribute_type,
+                    v.value,
+                    v.mutability,
+                    v.data_type,
+                    v.unit,
+                    report_id,
+                    updated,
+                )
+                for v in variables
+            ],
+        )
+
+    # -- reads for operators (outside the ledger's batches) --------------------------------
+
+    def device_model(self, station_id: str) -> list[dict[str, Any]]:
+        """The station's device model as reported, one row per variable attribute."""
+        cursor = self._db.execute(
+            """
+            SELECT component, component_instance, evse_id, connector_id, variable,
+                variable_instance, attribute_type, value, mutability, data_type, unit,
+                report_id, updated_at
+            FROM device_model WHERE station_id = ?
+            ORDER BY component, component_instance, evse_id, connector_id, variable,
+                variable_instance, attribute_type
+            """,
+            (station_id,),
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def station_transaction_of(self, transaction_id: int) -> StationTransactionRecord | None:
+        """The station's own id (and more) for a ledger transaction a 2.x station runs:
+        what RequestStopTransaction and CostUpdated name it by."""
+        row = self._db.execute(
+            "SELECT station_id, station_tx_id FROM station_transactions WHERE transaction_id = ?",
+            (transaction_id,),
+        ).fetchone()
+        return None if row is None else self.get_station_transaction(row[0], row[1])

@@ -1,5 +1,6 @@
-"""The load generator's WebSocket framing, a short run against the reference CSMS, and the
-side-by-side bench end to end (that one only once our server is importable)."""
+"""The load generator's WebSocket framing, short runs against the reference CSMS and the
+transport limit, and the side-by-side bench of all three end to end (that one only once our
+server is importable)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from loadtest.bench import REPO_ROOT, ServerSpec, child_env, running_server
+from loadtest.bench_transport import answer
 from loadtest.loadgen import LoadConfig, run_load_blocking
 from loadtest.wsclient import (
     OP_CLOSE,
@@ -148,6 +150,24 @@ def test_load_generator_against_the_reference_server(tmp_path: Path) -> None:
     assert set(result.authorize_statuses) == {"Accepted"}
 
 
+@pytest.mark.parametrize("stack", ["trio-websocket", "wsproto"])
+def test_load_generator_against_the_transport_limit(tmp_path: Path, stack: str) -> None:
+    spec = ServerSpec("transport", "transport", stack)
+    with running_server(spec, tmp_path, cpu=None) as server:
+        config = LoadConfig(url=server.url, chargers=10, duration=1.0, warmup=0.3)
+        result = run_load_blocking(config)
+    assert result.connected == 10 and result.calls > 100
+    assert result.call_errors == 0 and result.bad_frames == 0 and result.disconnects == {}
+
+
+def test_transport_limit_answers_calls_only() -> None:
+    assert answer('[2,"7","Heartbeat",{}]') == '[3,"7",{}]'
+    assert answer('[2,"8","Anything",{"x":1}]') == '[3,"8",{}]'
+    assert answer('[3,"9",{}]') is None  # replies are not answered
+    broken = answer('[2,"10","Heartbeat"]')
+    assert broken is not None and broken.startswith('[4,"10","FormationViolation"')
+
+
 @pytest.mark.slow
 def test_bench_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("csms.runtime.server")
@@ -157,10 +177,17 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
     done = subprocess.run(argv, cwd=REPO_ROOT, env=child_env(), capture_output=True, timeout=180)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     assert b"throughput ours/reference" in done.stdout
+    assert b"throughput ours/transport limit" in done.stdout
     report = orjson.loads(out.read_bytes())
-    for name in ("ours", "reference"):
+    assert list(report["servers"]) == ["ours", "reference", "transport"]
+    for name in ("ours", "reference", "transport"):
         server = report["servers"][name]
         assert server["load"]["calls"] > 0, name
         assert server["load"]["call_errors"] == 0, (name, server["load"]["call_error_kinds"])
         assert server["memory"]["connections_open"] == 50, name
-    assert report["ratios"]["throughput"] is not None
+        assert server["problems"] == [], (name, server["problems"])
+    ratios = report["ratios"]
+    assert ratios["throughput"] is not None and ratios["throughput_vs_transport"] is not None
+    assert ratios["memory_vs_transport"] is not None
+    targets = {t["name"]: t for t in report["targets"]}
+    assert targets["throughput ours/transport limit"]["target"] == ">= 0.7x"

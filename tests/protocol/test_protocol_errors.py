@@ -101,7 +101,7 @@ def test_both_spellings_map_to_the_same_class() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["NoSuchCode", "", "formationviolation", "MessageTypeNotSupported"]
+    "code", ["NoSuchCode", "", "formationviolation", "messagetypenotsupported"]
 )
 def test_unknown_code_becomes_generic_error(code: str) -> None:
     rebuilt = error_from_code(code, "d", {})

@@ -123,7 +123,10 @@ def test_non_string_or_empty_message_id_is_formation_violation(message_id: Any) 
 @pytest.mark.parametrize("type_id", ["2", 5, 1, 0, -2, 2.0, None, True, [2]])
 def test_wrong_message_type_id_is_protocol_error_answered_with_its_id(type_id: Any) -> None:
     exc = _malformed(orjson.dumps([type_id, "abc", "Heartbeat", {}]))
-    assert type(exc.error) is ProtocolError
+    # 1.6 answers ProtocolError; 2.x names it MessageTypeNotSupported.
+    assert isinstance(exc.error, ProtocolError)
+    assert exc.error.code_for("ocpp1.6") == "ProtocolError"
+    assert exc.error.code_for("ocpp2.0.1") == "MessageTypeNotSupported"
     assert exc.message_id == "abc"
     assert exc.answerable
     assert repr(type_id) in exc.error.description

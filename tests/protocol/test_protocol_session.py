@@ -420,7 +420,7 @@ def test_call_with_an_invalid_payload_is_answered_with_the_schema_error() -> Non
 def test_malformed_call_is_answered_with_unknown_id() -> None:
     csms, _ = make_pair()
     event = rejected(csms, "this is not json")
-    assert type(event.error) is FormationViolation
+    assert isinstance(event.error, FormationViolation)  # RpcFrameworkError in 2.x
     assert event.reply is not None
     assert frame(event.reply)[:3] == [4, "-1", "FormationViolation"]
 
@@ -449,9 +449,12 @@ def test_malformed_reply_is_dropped_without_an_answer_and_the_call_stays_pending
 
 def test_errors_use_the_session_versions_wire_spelling() -> None:
     session = OcppSession("ocpp2.0.1", ["Heartbeat"])
-    event = rejected(session, "{}")
+    event = rejected(session, '[2, "m1", "Heartbeat", []]')
     assert event.reply is not None
     assert frame(event.reply)[2] == "FormatViolation"
+    unreadable = rejected(session, "{}")
+    assert unreadable.reply is not None
+    assert frame(unreadable.reply)[2] == "RpcFrameworkError"
 
 
 def test_unsupported_version_is_refused() -> None:

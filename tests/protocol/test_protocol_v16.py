@@ -460,7 +460,8 @@ def test_iso_round_trips_through_parse_time() -> None:
 
 def test_negotiate_picks_the_first_offered_that_is_supported() -> None:
     assert ADAPTERS["ocpp1.6"] is v16
-    assert negotiate(["ocpp2.0.1", "ocpp1.6"]) == "ocpp1.6"
+    assert negotiate(["ocpp1.6", "ocpp2.0.1"]) == "ocpp1.6"
+    assert negotiate(["ocpp2.0.1", "ocpp1.6"]) == "ocpp2.0.1"
     assert negotiate(["ocpp1.6", "ocpp2.0.1"], ["ocpp2.0.1", "ocpp1.6"]) == "ocpp1.6"
     assert negotiate(["ocpp2.0.1", "ocpp1.6"], ["ocpp2.0.1", "ocpp1.6"]) == "ocpp2.0.1"
     assert negotiate(["ocpp1.5"]) is None

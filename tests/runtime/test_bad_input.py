@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pytest
 import trio
-from conftest import make_settings
 from runtime_harness import connect_raw, open_store, running_csms, wait_until
 from support.charger import TestCharger, connect_charger, ts
+from support.settings import make_settings
 from trio_websocket import ConnectionClosed
 
 from csms.domain.ledger import UnknownStationPolicy

@@ -25,7 +25,7 @@ async def _rejection(port: int, path: str, subprotocols: list[str]) -> Connectio
 
 async def test_first_supported_subprotocol_is_chosen(csms: Csms) -> None:
     async with connect_raw(
-        csms.ocpp_port, "CP-NEG", subprotocols=["ocpp2.0.1", "ocpp1.6"]
+        csms.ocpp_port, "CP-NEG", subprotocols=["ocpp1.5", "ocpp1.6", "ocpp2.0.1"]
     ) as charger:
         assert charger.ws.subprotocol == "ocpp1.6"
         boot = await charger.boot()

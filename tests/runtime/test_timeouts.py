@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from conftest import make_settings
 from runtime_harness import (
     BOOT,
     MemoryCsms,
@@ -24,6 +23,7 @@ from runtime_harness import (
     open_store,
 )
 from support.charger import TestCharger
+from support.settings import make_settings
 from trio_websocket import ConnectionClosed
 from wsproto.events import Ping
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import trio
 import trio.testing
-from conftest import make_settings
 from runtime_harness import BOOT, WsprotoPeer, memory_csms, open_store
+from support.settings import make_settings
 from wsproto.events import BytesMessage, CloseConnection
 
 from csms.config import Settings

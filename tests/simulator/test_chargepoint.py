@@ -18,7 +18,6 @@ import numpy as np
 import orjson
 import trio
 import trio.testing
-from conftest import make_settings
 from runtime.runtime_harness import MemoryCsms, memory_csms, wait_until
 from sim_harness import (
     HttpFileServer,
@@ -30,6 +29,7 @@ from sim_harness import (
     sent_calls,
     virtual_clock,
 )
+from support.settings import make_settings
 
 from csms.config import Settings
 from csms.domain.ledger import UnknownStationPolicy

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
-from conftest import make_settings
 from support.charger import TestCharger
+from support.settings import make_settings
 
 from csms.protocol import v16
 from csms.storage.sqlite import SqliteStore, sqlite_path

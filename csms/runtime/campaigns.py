@@ -1,0 +1,182 @@
+"""The firmware campaign runner: UpdateFirmware to a campaign's stations, a batch at a time.
+
+Each tick, for every running campaign whose start has come: stations in progress that have
+reported nothing for `target_timeout_s` fail; free places in the batch go to pending stations
+that are connected (UpdateFirmware with the hosted file's location, to retrieve now).
+Progress comes from the stations' FirmwareStatusNotifications on the live events: Installed
+succeeds, DownloadFailed or InstallationFailed fails. A campaign with nothing pending or in
+progress is finished; failures stay listed for a retry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+import trio
+
+from csms.protocol import v16
+from csms.runtime.events import LiveEvent
+from csms.runtime.registry import CommandRejected, CommandTimeout, StationBusy, StationOffline
+from csms.runtime.server import Csms
+from csms.runtime.store_pool import StorePool
+from csms.storage.sqlite_api import ApiStore
+from csms.storage.timestamps import from_text
+
+log = structlog.get_logger("csms.campaigns")
+
+TICK_S = 1.0
+FAILED = frozenset({"DownloadFailed", "InstallationFailed", "InstallVerificationFailed"})
+
+
+class CampaignRunner:
+    def __init__(self, csms: Csms, db: StorePool) -> None:
+        self.csms = csms
+        self.db = db
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.csms.events.subscribe() as subscription:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._tick_forever)
+                task_status.started()
+                async for event in subscription.receive:
+                    if event.kind == "firmware" and event.station_id:
+                        try:
+                            await self._on_status(event)
+                        except Exception as exc:
+                            log.error("campaign progress failed", error=repr(exc))
+
+    async def _on_status(self, event: LiveEvent) -> None:
+        station, status = event.station_id or "", str(event.data.get("status"))
+        now = self.csms.wall_clock()
+        running = await self.db.run(lambda store: store.campaigns("running"))
+        for campaign in running:
+            targets = await self.db.run(
+                partial(ApiStore.campaign_targets, campaign_id=campaign["id"])
+            )
+            if not any(t["station_id"] == station and t["state"] == "in_progress" for t in targets):
+                continue
+            if status == "Installed":
+                state, error = "succeeded", None
+            elif status in FAILED:
+                state, error = "failed", status
+            else:
+                state, error = "in_progress", None
+            await self.db.run(
+                partial(
+                    _update_target,
+                    campaign_id=int(campaign["id"]),
+                    station_id=station,
+                    now=now,
+                    state=state,
+                    firmware_status=status,
+                    error=error,
+                )
+            )
+            self._publish(campaign["id"], station, state, status, now)
+
+    def _publish(
+        self, campaign_id: int, station: str, state: str, detail: str | None, now: datetime
+    ) -> None:
+        self.csms.events.publish(
+            "campaign",
+            station,
+            now,
+            {"campaign_id": campaign_id, "state": state, "detail": detail},
+        )
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except Exception as exc:
+                log.error("campaign tick failed", error=repr(exc))
+            await trio.sleep(TICK_S)
+
+    async def _tick(self) -> None:
+        now = self.csms.wall_clock()
+        running = await self.db.run(lambda store: store.campaigns("running"))
+        for campaign in running:
+            start_at = from_text(campaign["start_at"])
+            if start_at is not None and start_at > now:
+                continue
+            await self._advance(campaign, now)
+
+    async def _advance(self, campaign: dict[str, Any], now: datetime) -> None:
+        campaign_id = int(campaign["id"])
+        targets = await self.db.run(lambda store: store.campaign_targets(campaign_id))
+        timeout = timedelta(seconds=float(campaign["target_timeout_s"]))
+        in_progress = 0
+        for target in targets:
+            if target["state"] != "in_progress":
+                continue
+            updated = from_text(target["updated_at"])
+            if updated is not None and now - updated >= timeout:
+                await self._fail(campaign_id, target["station_id"], "no progress reported", now)
+            else:
+                in_progress += 1
+        pending = [t for t in targets if t["state"] == "pending"]
+        if not pending and not in_progress:
+            await self.db.run(lambda store: store.set_campaign_state(campaign_id, "finished", now))
+            log.info("campaign finished", campaign_id=campaign_id)
+            return
+        free = int(campaign["batch_size"]) - in_progress
+        for target in pending:
+            if free <= 0:
+                break
+            if await self._start(campaign, target["station_id"], now):
+                free -= 1
+
+    async def _start(self, campaign: dict[str, Any], station: str, now: datetime) -> bool:
+        """Send UpdateFirmware; True if the station took it (or it failed for good)."""
+        campaign_id = int(campaign["id"])
+        connection = self.csms.registry.get(station)
+        if connection is None:
+            return False  # stays pending until the station is back
+        if connection.version != v16.VERSION:
+            await self._fail(campaign_id, station, f"not supported over {connection.version}", now)
+            return False
+        payload = {
+            "location": campaign["location"],
+            "retrieveDate": v16.iso(now),
+            "retries": int(campaign["retries"]),
+            "retryInterval": int(campaign["retry_interval"]),
+        }
+        await self.db.run(
+            lambda store: store.update_target(
+                campaign_id, station, now, state="in_progress", started=True
+            )
+        )
+        try:
+            await self.csms.registry.send_command(station, "UpdateFirmware", payload)
+        except (StationOffline, StationBusy):
+            await self.db.run(
+                lambda store: store.update_target(
+                    campaign_id, station, now, state="pending", error="station went away"
+                )
+            )
+            return False
+        except (CommandTimeout, CommandRejected) as exc:
+            await self._fail(campaign_id, station, f"UpdateFirmware: {exc}", now)
+            return True
+        self._publish(campaign_id, station, "in_progress", "UpdateFirmware accepted", now)
+        return True
+
+    async def _fail(self, campaign_id: int, station: str, error: str, now: datetime) -> None:
+        await self.db.run(
+            lambda store: store.update_target(
+                campaign_id, station, now, state="failed", error=error
+            )
+        )
+        self._publish(campaign_id, station, "failed", error, now)
+
+
+def _update_target(store: ApiStore, **values: Any) -> None:
+    campaign_id, station_id, now = (
+        values.pop("campaign_id"),
+        values.pop("station_id"),
+        values.pop("now"),
+    )
+    store.update_target(campaign_id, station_id, now, **values)

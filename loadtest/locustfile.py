@@ -1,0 +1,15 @@
+"""Locust entry point: OCPP charge points against a CSMS.
+
+    locust -f loadtest/locustfile.py --host ws://127.0.0.1:9000/ocpp \
+        --headless -u 500 -r 50 -t 5m --ocpp-profile realistic
+    locust --config loadtest/locust.conf
+
+Importing `loadtest.ocpp_user` registers the `--ocpp-*` options (see `locust --help` with
+this file). The CSMS must accept the chargers (`CSMS_UNKNOWN_STATIONS=accept`, or register
+them: `python -m loadtest.locust_fleet stations ...`) and know the id tag pool
+(`python -m loadtest.locust_fleet tokens ... > tokens.csv && csms tokens import tokens.csv`).
+"""
+
+from loadtest.ocpp_user import OcppChargerUser
+
+__all__ = ["OcppChargerUser"]

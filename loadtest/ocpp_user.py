@@ -1,0 +1,287 @@
+"""`OcppChargerUser`: a Locust user that is one OCPP charge point; and its command-line options.
+
+Owns the Locust side only: the `--ocpp-*` options (registered on import), one charger per
+user with an id unique across users and workers, the connection's life (connect, reconnect
+after a loss or a hard reset), and one Locust request event per CALL:
+`request_type` `OCPP1.6` (or `OCPP2.0.1`), `name` the action, the round trip in ms, and as
+`exception` a CALLERROR, a timeout, a closed connection, an invalid reply, or a refusal (a
+boot or an id tag not Accepted). Connecting is reported as `WS` `connect`, a connection lost
+while idle as `WS` `connection`. With `--ocpp-settle S` the stats start anew S seconds after
+all users are spawned, so that a run measures the fleet, not its boot storm.
+
+What the charger sends and when is `loadtest.locust_charger` (1.6) and `loadtest.locust_v201`;
+the socket is `loadtest.locust_link`. While a user waits between tasks it keeps reading its
+socket and answers the CSMS's calls, as a charger does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import gevent
+from locust import User, events, task
+from locust.runners import WorkerRunner
+
+from csms.protocol.frames import Call
+from loadtest.locust_charger import PROFILES, Charger, ChargerModel, Profile
+from loadtest.locust_fleet import (
+    DEFAULT_ID_PREFIX,
+    DEFAULT_TOKEN_PREFIX,
+    DEFAULT_TOKENS,
+    charge_point_id,
+    token_pool,
+)
+from loadtest.locust_link import (
+    CallFailed,
+    ConnectFailed,
+    ConnectionLost,
+    OcppLink,
+    Refused,
+)
+from loadtest.locust_run import STATS_RESET_LOG
+from loadtest.locust_v201 import HeartbeatCharger201
+
+VERSIONS = {"1.6": ("ocpp1.6", "OCPP1.6"), "2.0.1": ("ocpp2.0.1", "OCPP2.0.1")}
+TRANSPORT_TYPE = "WS"
+#: The longest a user reads its socket before Locust gets a look at it (stop, rebalance).
+MAX_IDLE_S = 30.0
+
+_user_numbers = itertools.count(1)
+log = logging.getLogger(__name__)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The `--ocpp-*` options; Locust also reads them from its config file."""
+    add = parser.add_argument
+    add("--ocpp-version", choices=sorted(VERSIONS), default="1.6", help="OCPP version")
+    add("--ocpp-profile", choices=PROFILES, default="realistic", help="pacing (stress: no waits)")
+    add(
+        "--ocpp-heartbeat-interval",
+        type=float,
+        default=0.0,
+        help="realistic: seconds between heartbeats (0: the interval the CSMS gives at boot)",
+    )
+    add("--ocpp-meter-interval", type=float, default=60.0, help="realistic: MeterValues every s")
+    add("--ocpp-sessions-per-day", type=float, default=6.0, help="realistic: sessions per day")
+    add("--ocpp-session-minutes", type=float, default=45.0, help="realistic: mean session length")
+    add("--ocpp-stress-meter-values", type=int, default=3, help="stress: MeterValues per session")
+    add("--ocpp-id-prefix", default=DEFAULT_ID_PREFIX, help="charge point ids: PREFIX{worker}-N")
+    add("--ocpp-token-prefix", default=DEFAULT_TOKEN_PREFIX, help="id tags: PREFIX0000, ...")
+    add("--ocpp-tokens", type=int, default=DEFAULT_TOKENS, help="id tag pool size")
+    add("--ocpp-call-timeout", type=float, default=30.0, help="seconds to wait for an answer")
+    add("--ocpp-connect-timeout", type=float, default=10.0, help="seconds to open a connection")
+    add(
+        "--ocpp-settle",
+        type=float,
+        default=0.0,
+        help="reset the stats this many s after all users are spawned (boots not measured)",
+    )
+
+
+def install_settling(environment: Any, **_: Any) -> None:
+    """On `init`: once all users are spawned, wait `--ocpp-settle` seconds and start the
+    stats anew (on the master or a lone runner; workers report to the master)."""
+    settle = float(getattr(environment.parsed_options, "ocpp_settle", 0.0) or 0.0)
+    if settle <= 0 or isinstance(environment.runner, WorkerRunner):
+        return
+
+    def reset() -> None:
+        environment.runner.stats.reset_all()
+        log.info(STATS_RESET_LOG)
+
+    def on_spawned(**_: Any) -> None:
+        gevent.spawn_later(settle, reset)
+
+    environment.events.spawning_complete.add_listener(on_spawned)
+
+
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(install_settling)  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """The options every user of a run shares."""
+
+    version: str = "1.6"
+    profile: Profile = field(default_factory=Profile)
+    id_prefix: str = DEFAULT_ID_PREFIX
+    tokens: tuple[str, ...] = field(default_factory=lambda: tuple(token_pool()))
+    call_timeout: float = 30.0
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def from_options(cls, options: Any) -> UserSettings:
+        """From Locust's parsed options (None when Locust runs as a library: defaults)."""
+        if options is None or not hasattr(options, "ocpp_version"):
+            return cls()
+        profile = Profile(
+            name=options.ocpp_profile,
+            heartbeat_interval=options.ocpp_heartbeat_interval or None,
+            meter_interval=options.ocpp_meter_interval,
+            sessions_per_day=options.ocpp_sessions_per_day,
+            session_minutes=options.ocpp_session_minutes,
+            stress_meter_values=options.ocpp_stress_meter_values,
+        )
+        return cls(
+            version=options.ocpp_version,
+            profile=profile,
+            id_prefix=options.ocpp_id_prefix,
+            tokens=tuple(token_pool(options.ocpp_token_prefix, options.ocpp_tokens)),
+            call_timeout=options.ocpp_call_timeout,
+            connect_timeout=options.ocpp_connect_timeout,
+        )
+
+    @property
+    def subprotocol(self) -> str:
+        return VERSIONS[self.version][0]
+
+    @property
+    def request_type(self) -> str:
+        return VERSIONS[self.version][1]
+
+    def make_charger(self, charge_point_id_: str, now: float) -> Charger:
+        if self.version == "2.0.1":
+            return HeartbeatCharger201(charge_point_id_, self.profile, now)
+        # Seeded by the id: a rerun replays each charger's choices.
+        rng = random.Random(zlib.crc32(charge_point_id_.encode()))
+        return ChargerModel(charge_point_id_, self.profile, self.tokens, rng, now)
+
+
+def worker_index(runner: Any) -> int:
+    """This process's Locust worker index (0 alone); from its client id for a master too old
+    to hand out indexes."""
+    index = getattr(runner, "worker_index", 0)
+    if isinstance(index, int) and index >= 0:
+        return index
+    return 1000 + zlib.crc32(str(getattr(runner, "client_id", "")).encode()) % 9000
+
+
+class OcppChargerUser(User):
+    """One OCPP charge point: boots, sends heartbeats and status notifications, runs
+    charging sessions with meter values, and answers the CSMS's calls while it waits.
+
+    `--host` is the CSMS's OCPP base URL (`ws://127.0.0.1:9000/ocpp`); the charger connects
+    to `{host}/{charge point id}`.
+    """
+
+    host = "ws://127.0.0.1:9000/ocpp"
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.settings = UserSettings.from_options(environment.parsed_options)
+        worker = worker_index(environment.runner)
+        self.charge_point_id = charge_point_id(self.settings.id_prefix, worker, next(_user_numbers))
+        self.charger = self.make_charger(self.charge_point_id, time.time())
+        self.link: OcppLink | None = None
+
+    def make_charger(self, charge_point_id_: str, now: float) -> Charger:
+        """The charger this user plays (a subclass may play another)."""
+        return self.settings.make_charger(charge_point_id_, now)
+
+    @property
+    def url(self) -> str:
+        return f"{(self.host or OcppChargerUser.host).rstrip('/')}/{quote(self.charge_point_id)}"
+
+    @task
+    def step(self) -> None:
+        """Send whatever the charger has due: one CALL, or a (re)connection first."""
+        if (self.link is None or self.charger.reconnect_requested) and not self._connect():
+            return
+        message = self.charger.next_message(time.time())
+        if message is None or self.link is None:
+            return
+        action, payload = message
+        outcome = self.link.call(action, payload)
+        now = time.time()
+        error = outcome.error
+        if error is None:
+            assert outcome.payload is not None
+            refusal = self.charger.on_result(action, outcome.payload, now)
+            error = Refused(refusal) if refusal else None
+        else:
+            self.charger.on_error(action, now)
+        self._report(action, outcome.response_time_ms, outcome.response_length, error)
+        if self.link.closed:
+            self._lost(now)
+
+    def wait_time(self) -> float:
+        """Wait until the charger has something due, reading the socket meanwhile.
+
+        Locust calls this while the user is in its waiting state (so a stop may end the user
+        here); the wait itself happens in `OcppLink.idle`, which answers CSMS calls.
+        """
+        delay = min(self.charger.delay(time.time()), MAX_IDLE_S)
+        if delay <= 0 or self.link is None:
+            return delay
+        try:
+            self.link.idle(delay, self._woken)
+        except ConnectionLost as exc:
+            self._report("connection", 0.0, 0, exc, TRANSPORT_TYPE)
+            self._lost(time.time())
+        return 0.0
+
+    def on_stop(self) -> None:
+        self._drop_link()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _woken(self) -> bool:
+        return self.charger.reconnect_requested or self.charger.delay(time.time()) <= 0
+
+    def _connect(self) -> bool:
+        self._drop_link()
+        self.charger.reconnect_requested = False
+        started = time.perf_counter()
+        try:
+            self.link = OcppLink.open(
+                self.url,
+                self.settings.subprotocol,
+                self._answer,
+                self.settings.connect_timeout,
+                self.settings.call_timeout,
+            )
+        except ConnectFailed as exc:
+            elapsed = (time.perf_counter() - started) * 1000.0
+            self._report("connect", elapsed, 0, exc, TRANSPORT_TYPE)
+            self.charger.on_disconnect(time.time())
+            return False
+        self._report("connect", (time.perf_counter() - started) * 1000.0, 0, None, TRANSPORT_TYPE)
+        return True
+
+    def _answer(self, call: Call) -> str:
+        return self.charger.answer(call, time.time())
+
+    def _lost(self, now: float) -> None:
+        self._drop_link()
+        self.charger.on_disconnect(now)
+
+    def _drop_link(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
+
+    def _report(
+        self,
+        name: str,
+        response_time_ms: float,
+        length: int,
+        error: CallFailed | ConnectFailed | None,
+        request_type: str | None = None,
+    ) -> None:
+        self.environment.events.request.fire(
+            request_type=request_type or self.settings.request_type,
+            name=name,
+            response_time=response_time_ms,
+            response_length=length,
+            exception=error,
+            context={"charge_point_id": self.charge_point_id},
+        )
