@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 import psutil
@@ -49,6 +49,9 @@ HOST = "127.0.0.1"
 SERVER_START_TIMEOUT_S = 60.0
 SETTLE_S = 2.0
 _PR_SET_PDEATHSIG = 1
+
+
+_T = TypeVar("_T")
 
 
 class BenchError(Exception):
@@ -547,6 +550,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def run_in_scratch(name: str, run: Callable[[Path], _T]) -> _T:
+    """`run` a benchmark command's work in a scratch folder: the open-file limit raised,
+    SIGTERM unwinding like Ctrl-C (so the finally blocks stop every server and generator), a
+    `BenchError` or an interrupt ending the process with `name`'s message."""
+    raise_nofile_limit()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"csms-{name}-") as tmp:
+            return run(Path(tmp))
+    except BenchError as exc:
+        sys.stderr.write(f"{name}: error: {exc}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{name}: interrupted\n")
+        sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     rounds = args.rounds or max(1, min(4, round(args.duration / 5)))
@@ -560,18 +580,7 @@ def main(argv: list[str] | None = None) -> None:
         ours=args.ours,
         transport_stack=args.transport_stack,
     )
-    raise_nofile_limit()
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server and generator.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with tempfile.TemporaryDirectory(prefix="csms-bench-") as tmp:
-            results, cpus = run_bench(config, Path(tmp))
-    except BenchError as exc:
-        sys.stderr.write(f"bench: error: {exc}\n")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.stderr.write("bench: interrupted\n")
-        sys.exit(130)
+    results, cpus = run_in_scratch("bench", lambda tmp: run_bench(config, tmp))
     print_report(results, config, cpus)
     if args.json is not None:
         args.json.write_bytes(

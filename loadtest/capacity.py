@@ -20,9 +20,7 @@ CALL as soon as the last is answered.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +33,9 @@ from loadtest.bench import (
     ServerSpec,
     child_env,
     progress,
+    run_in_scratch,
     running_server,
 )
-from loadtest.loadgen import raise_nofile_limit
 from loadtest.locust_figures import Step, StepResult
 from loadtest.locust_report import write_report
 from loadtest.locust_run import AGGREGATED, locust_argv, read_failures, read_stats, start_locust
@@ -212,10 +210,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     config = CapacityConfig(
@@ -234,17 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not config.plan():
         sys.exit("capacity: error: no steps (give --steps and/or --stress-steps)")
-    raise_nofile_limit()
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with tempfile.TemporaryDirectory(prefix="csms-capacity-") as tmp:
-            results, cpus = run_capacity(config, Path(tmp))
-    except BenchError as exc:
-        sys.stderr.write(f"capacity: error: {exc}\n")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.stderr.write("capacity: interrupted\n")
-        sys.exit(130)
+    results, cpus = run_in_scratch("capacity", lambda tmp: run_capacity(config, tmp))
     paths = write_report(results, config, cpus, args.out)
     for path in paths:
         print(f"wrote {path}")

@@ -30,18 +30,37 @@ Answer = tuple[dict[str, Any], FollowUp | None]
 _RATE_UNITS = {"A": "Current", "W": "Power"}
 
 
-def _status(status: str) -> Answer:
+def status_answer(status: str) -> Answer:
+    """The answer that is only a status, with nothing to follow."""
     return {"status": status}, None
 
 
-class CommandHandlers:
+class Dispatcher:
+    """Answers a call by the method `HANDLERS` names for its action."""
+
+    __slots__ = ()
+
+    #: Action -> the method answering it (by name: a per-charger dict of bound methods would
+    #: cost every charger its own copy).
+    HANDLERS: ClassVar[dict[str, str]]
+    #: Who says a call is not implemented.
+    SPEAKER: ClassVar[str]
+
+    def handle(self, action: str, payload: dict[str, Any]) -> Answer:
+        name = self.HANDLERS.get(action)
+        if name is None:
+            raise NotImplementedCall(f"{action} is not implemented by {self.SPEAKER}")
+        handler: Callable[[dict[str, Any]], Answer] = getattr(self, name)
+        return handler(payload)
+
+
+class CommandHandlers(Dispatcher):
     __slots__ = (
         "cp",
         "firmware_pending",
     )
 
-    #: Action -> the method answering it (by name: a per-charger dict of bound methods would
-    #: cost every charger its own copy).
+    SPEAKER = "this charger"
     HANDLERS: ClassVar[dict[str, str]] = {
         "RemoteStartTransaction": "remote_start",
         "RemoteStopTransaction": "remote_stop",
@@ -68,15 +87,8 @@ class CommandHandlers:
         self.cp = cp
         self.firmware_pending: str | None = None
 
-    def handle(self, action: str, payload: dict[str, Any]) -> Answer:
-        name = self.HANDLERS.get(action)
-        if name is None:
-            raise NotImplementedCall(f"{action} is not implemented by this charger")
-        handler: Callable[[dict[str, Any]], Answer] = getattr(self, name)
-        return handler(payload)
-
     def data_transfer(self, payload: dict[str, Any]) -> Answer:
-        return _status("UnknownVendorId")
+        return status_answer("UnknownVendorId")
 
     def _connector(self, connector_id: int | None) -> ConnectorState | None:
         return self.cp.connectors.get(connector_id) if connector_id is not None else None
@@ -97,7 +109,7 @@ class CommandHandlers:
         id_tag = payload["idTag"]
         profile = payload.get("chargingProfile")
         if profile is not None and profile["chargingProfilePurpose"] != TX_PROFILE:
-            return _status("Rejected")
+            return status_answer("Rejected")
         requested = payload.get("connectorId")
         candidates = (
             [c for c in [self._connector(requested)] if c is not None]
@@ -106,7 +118,7 @@ class CommandHandlers:
         )
         connector = next((c for c in candidates if self._can_start(c, id_tag)), None)
         if connector is None:
-            return _status("Rejected")
+            return status_answer("Rejected")
         remote = RemoteStart(id_tag, profile)
         connector.remote_start = remote
         return {"status": "Accepted"}, partial(self._remote_start_flow, connector, remote)
@@ -142,7 +154,7 @@ class CommandHandlers:
         for connector in self.cp.connectors.values():
             if connector.tx is not None and connector.tx.transaction_id == wanted:
                 return {"status": "Accepted"}, partial(self._end, connector, "Remote")
-        return _status("Rejected")
+        return status_answer("Rejected")
 
     async def _end(self, connector: ConnectorState, reason: str) -> None:
         self.cp.end_transaction(connector, reason)
@@ -162,6 +174,12 @@ class CommandHandlers:
         if action != "StartTransaction" or tx is None:
             return
         tx.record.transaction_id = int(result["transactionId"])
+        self.start_answered(tx, info)
+
+    def start_answered(self, tx: ChargeSession, info: dict[str, Any] | None) -> None:
+        """The CSMS answered a transaction's start with the token's `info` (1.6 shape): a
+        refused token stops the session (StopTransactionOnInvalidId)."""
+        cp = self.cp
         tx.record.start_status = info["status"] if info else None
         connector = cp.connectors[tx.record.connector_id]
         if (
@@ -204,10 +222,10 @@ class CommandHandlers:
     def unlock_connector(self, payload: dict[str, Any]) -> Answer:
         connector = self._connector(payload["connectorId"])
         if connector is None:
-            return _status("NotSupported")
+            return status_answer("NotSupported")
         if connector.tx is not None:
             return {"status": "Unlocked"}, partial(self._end, connector, "UnlockCommand")
-        return _status("Unlocked")
+        return status_answer("Unlocked")
 
     def change_availability(self, payload: dict[str, Any]) -> Answer:
         cp = self.cp
@@ -219,7 +237,7 @@ class CommandHandlers:
         else:
             one = self._connector(connector_id)
             if one is None:
-                return _status("Rejected")
+                return status_answer("Rejected")
             targets = [one]
         scheduled = False
         for connector in targets:
@@ -230,7 +248,7 @@ class CommandHandlers:
                 connector.operative = operative
                 connector.scheduled_operative = None
                 cp.refresh_status(connector.connector_id)
-        return _status("Scheduled" if scheduled else "Accepted")
+        return status_answer("Scheduled" if scheduled else "Accepted")
 
     # -- trigger ----------------------------------------------------------------------------
 
@@ -239,7 +257,7 @@ class CommandHandlers:
         requested = payload["requestedMessage"]
         connector_id = payload.get("connectorId")
         if connector_id is not None and connector_id != 0 and connector_id not in cp.connectors:
-            return _status("Rejected")
+            return status_answer("Rejected")
         senders: dict[str, FollowUp] = {
             "BootNotification": self._trigger_boot,
             "Heartbeat": partial(self._send, "Heartbeat", {}),
@@ -254,7 +272,7 @@ class CommandHandlers:
         }
         sender = senders.get(requested)
         if sender is None:
-            return _status("NotImplemented")
+            return status_answer("NotImplemented")
         return {"status": "Accepted"}, sender
 
     async def _send(self, action: str, payload: dict[str, Any]) -> None:
@@ -288,22 +306,22 @@ class CommandHandlers:
 
     def change_configuration(self, payload: dict[str, Any]) -> Answer:
         status: ConfigurationStatus = self.cp.config.change(payload["key"], payload["value"])
-        return _status(status)
+        return status_answer(status)
 
     def get_configuration(self, payload: dict[str, Any]) -> Answer:
         return self.cp.config.get_configuration(payload.get("key")), None
 
     def clear_cache(self, payload: dict[str, Any]) -> Answer:
         self.cp.local_auth.clear_cache()
-        return _status("Accepted")
+        return status_answer("Accepted")
 
     def send_local_list(self, payload: dict[str, Any]) -> Answer:
         if not self.cp.config.get_bool("LocalAuthListEnabled"):
-            return _status("NotSupported")
+            return status_answer("NotSupported")
         status = self.cp.local_auth.update(
             payload["listVersion"], payload["updateType"], payload.get("localAuthorizationList")
         )
-        return _status(status)
+        return status_answer(status)
 
     def get_local_list_version(self, payload: dict[str, Any]) -> Answer:
         enabled = self.cp.config.get_bool("LocalAuthListEnabled")
@@ -316,18 +334,18 @@ class CommandHandlers:
         connector_id, reservation_id = payload["connectorId"], payload["reservationId"]
         connector = self._connector(connector_id)
         if connector is None:  # connector 0 too: ReserveConnectorZeroSupported is false
-            return _status("Rejected")
+            return status_answer("Rejected")
         expiry = v16.parse_time(payload["expiryDate"]).timestamp()
         now = cp.epoch()
         if expiry <= now:
-            return _status("Rejected")
+            return status_answer("Rejected")
         if connector.faulted:
-            return _status("Faulted")
+            return status_answer("Faulted")
         if not connector.operative:
-            return _status("Unavailable")
+            return status_answer("Unavailable")
         held = connector.reservation
         if not connector.free or (held is not None and held.reservation_id != reservation_id):
-            return _status("Occupied")
+            return status_answer("Occupied")
         for other in cp.connectors.values():  # a reservation id moves, it is not duplicated
             if other.reservation is not None and other.reservation.reservation_id == reservation_id:
                 other.reservation = None
@@ -338,7 +356,7 @@ class CommandHandlers:
         )
         cp.timers.after(("reservation", connector.connector_id), expiry - now)
         cp.refresh_status(connector.connector_id)
-        return _status("Accepted")
+        return status_answer("Accepted")
 
     def cancel_reservation(self, payload: dict[str, Any]) -> Answer:
         cp = self.cp
@@ -348,8 +366,8 @@ class CommandHandlers:
                 connector.reservation = None
                 cp.timers.cancel(("reservation", connector.connector_id))
                 cp.refresh_status(connector.connector_id)
-                return _status("Accepted")
-        return _status("Rejected")
+                return status_answer("Accepted")
+        return status_answer("Rejected")
 
     # -- smart charging ---------------------------------------------------------------------
 
@@ -379,7 +397,7 @@ class CommandHandlers:
 
     def set_charging_profile(self, payload: dict[str, Any]) -> Answer:
         accepted = self._install(payload["connectorId"], payload["csChargingProfiles"])
-        return _status("Accepted" if accepted else "Rejected")
+        return status_answer("Accepted" if accepted else "Rejected")
 
     def clear_charging_profile(self, payload: dict[str, Any]) -> Answer:
         cp = self.cp
@@ -392,13 +410,13 @@ class CommandHandlers:
         )
         for one in cp.connectors:
             cp.refresh_status(one)
-        return _status("Accepted" if cleared else "Unknown")
+        return status_answer("Accepted" if cleared else "Unknown")
 
     def get_composite_schedule(self, payload: dict[str, Any]) -> Answer:
         cp = self.cp
         connector_id = payload["connectorId"]
         if connector_id != 0 and connector_id not in cp.connectors:
-            return _status("Rejected")
+            return status_answer("Rejected")
         unit = payload.get("chargingRateUnit", "W")
         if connector_id == 0:
             first = cp.connectors[1].spec

@@ -12,12 +12,10 @@ charger's TransactionEvents (a refused token stops the session, as with 1.6).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from csms.protocol.errors import NotImplementedCall
-from simulator.commands import Answer, CommandHandlers
+from simulator.commands import Answer, CommandHandlers, Dispatcher, status_answer
 from simulator.config_store import ConfigurationStatus
 from simulator.connectors import ChargeSession, ConnectorState
 
@@ -50,15 +48,12 @@ _SET_STATUS = {
 _TRIGGERS = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
 
 
-def _status(status: str) -> Answer:
-    return {"status": status}, None
-
-
-class V201Commands:
+class V201Commands(Dispatcher):
     """The answers of a 2.0.1 charger; `commands` are the charger's own command rules."""
 
     __slots__ = ("commands", "cp", "running_costs")
 
+    SPEAKER = "this 2.0.1 charger"
     HANDLERS: ClassVar[dict[str, str]] = {
         "RequestStartTransaction": "request_start",
         "RequestStopTransaction": "request_stop",
@@ -79,13 +74,6 @@ class V201Commands:
         self.cp: VirtualChargePoint = commands.cp
         #: The last running cost the CSMS pushed, by the charger's transaction id.
         self.running_costs: dict[str, float] = {}
-
-    def handle(self, action: str, payload: dict[str, Any]) -> Answer:
-        name = self.HANDLERS.get(action)
-        if name is None:
-            raise NotImplementedCall(f"{action} is not implemented by this 2.0.1 charger")
-        handler: Callable[[dict[str, Any]], Answer] = getattr(self, name)
-        return handler(payload)
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -114,7 +102,7 @@ class V201Commands:
     def request_stop(self, payload: dict[str, Any]) -> Answer:
         connector = self._running(payload["transactionId"])
         if connector is None:
-            return _status("Rejected")
+            return status_answer("Rejected")
         return {"status": "Accepted"}, partial(self._end, connector, "Remote")
 
     async def _end(self, connector: ConnectorState, reason: str) -> None:
@@ -148,29 +136,20 @@ class V201Commands:
             cp.local_auth.remember(token["idToken"], info)
         if tx is None or payload.get("eventType") != "Started":
             return
-        tx.record.start_status = info["status"] if info else None
-        connector = cp.connectors[tx.record.connector_id]
-        if (
-            info is not None
-            and info["status"] != "Accepted"
-            and connector.tx is tx
-            and cp.config.get_bool("StopTransactionOnInvalidId")
-        ):
-            cp.end_transaction(connector, "DeAuthorized")
-        cp.notify_changed()
+        self.commands.start_answered(tx, info)
 
     # -- reset, unlock, availability, trigger, cache --------------------------------------------
 
     def reset(self, payload: dict[str, Any]) -> Answer:
         if "evseId" in payload:
-            return _status("Rejected")  # resets of one EVSE are not supported
+            return status_answer("Rejected")  # resets of one EVSE are not supported
         kind = "Hard" if payload["type"] == "Immediate" else "Soft"
         return self.commands.reset({"type": kind})
 
     def unlock_connector(self, payload: dict[str, Any]) -> Answer:
         answer, follow_up = self.commands.unlock_connector({"connectorId": payload["evseId"]})
         if answer["status"] == "NotSupported":
-            return _status("UnknownConnector")
+            return status_answer("UnknownConnector")
         return answer, follow_up
 
     def change_availability(self, payload: dict[str, Any]) -> Answer:
@@ -183,7 +162,7 @@ class V201Commands:
     def trigger_message(self, payload: dict[str, Any]) -> Answer:
         requested = payload["requestedMessage"]
         if requested not in _TRIGGERS:
-            return _status("NotImplemented")
+            return status_answer("NotImplemented")
         request: dict[str, Any] = {"requestedMessage": requested}
         evse = payload.get("evse")
         if evse is not None:
@@ -194,7 +173,7 @@ class V201Commands:
         return self.commands.clear_cache(payload)
 
     def data_transfer(self, payload: dict[str, Any]) -> Answer:
-        return _status("UnknownVendorId")
+        return status_answer("UnknownVendorId")
 
     # -- variables ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from csms.protocol.v16 import iso
 if TYPE_CHECKING:
     from simulator.chargepoint import ChargerInfo
     from simulator.connectors import ChargeSession
+    from simulator.dialect import Message
 
 _REGISTER = "Energy.Active.Import.Register"
 #: 1.6 connector statuses as 2.0.1 connector statuses.
@@ -177,7 +178,7 @@ class Ocpp201:
         reservation_id: int | None,
         remote_start_id: int | None,
         offline: bool,
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> Message:
         record = tx.record
         started = iso(record.started_at)
         tx.station_tx_id = record.station_tx_id = (
@@ -237,7 +238,7 @@ class Ocpp201:
         begin_values: list[dict[str, Any]],
         end_values: list[dict[str, Any]],
         offline: bool,
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> Message:
         record = tx.record
         assert record.stopped_at is not None and record.meter_stop_wh is not None
         stopped = iso(record.stopped_at)

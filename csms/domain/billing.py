@@ -37,8 +37,14 @@ from csms.domain.payments import (
 )
 from csms.domain.ports import BillingTx
 from csms.domain.postings import driver_wallet
-from csms.domain.rating import DEFAULT_IDLE_POWER_W, MeterPoint, SessionUsage, rate_session
-from csms.domain.records import DriverRecord, TransactionRecord
+from csms.domain.rating import (
+    DEFAULT_IDLE_POWER_W,
+    MeterPoint,
+    SessionUsage,
+    rate_session,
+    rate_so_far,
+)
+from csms.domain.records import DriverRecord, TransactionRecord, TransactionStatus
 from csms.domain.replies import AuthorizationStatus
 from csms.domain.tariffs import Tariff
 
@@ -90,6 +96,19 @@ class BillingRules:
         if driver is not None:
             self._settle(tx, record, cdr, tariff, driver)
         return cdr
+
+    def cost_so_far(self, tx: BillingTx, record: TransactionRecord, at: datetime) -> Cdr | None:
+        """The running cost of an active session from its readings until `at`; None when it
+        is not active or no tariff applies."""
+        if record.status is not TransactionStatus.ACTIVE or record.started_at is None:
+            return None
+        found = tx.tariff_in_force(record.station_id, record.connector_id, record.started_at)
+        if found is None:
+            return None
+        tariff, _ = found
+        return rate_so_far(
+            self.usage(tx, record, None), tariff, at, tz=self.tz, idle_power_w=self.idle_power_w
+        )
 
     def usage(
         self, tx: BillingTx, record: TransactionRecord, ended_at: datetime | None

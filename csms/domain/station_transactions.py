@@ -36,7 +36,6 @@ from csms.domain.events import (
 )
 from csms.domain.metering import is_register
 from csms.domain.ports import LedgerStore
-from csms.domain.rating import rate_so_far
 from csms.domain.records import StationTransactionRecord, TransactionRecord, TransactionStatus
 from csms.domain.replies import (
     AuthorizationStatus,
@@ -433,20 +432,9 @@ def _running_cost(
         (event.received_at - last).total_seconds() < rules.cost_update_interval_s
     ):
         return None
-    record = _record(tx, mapped)
-    if record.status is not TransactionStatus.ACTIVE or record.started_at is None:
+    cdr = billing.cost_so_far(tx, _record(tx, mapped), event.timestamp)
+    if cdr is None:
         return None
-    found = tx.tariff_in_force(record.station_id, record.connector_id, record.started_at)
-    if found is None:
-        return None
-    tariff, _ = found
-    cdr = rate_so_far(
-        billing.usage(tx, record, None),
-        tariff,
-        event.timestamp,
-        tz=billing.tz,
-        idle_power_w=billing.idle_power_w,
-    )
     tx.update_station_transaction(
         event.station_id, event.station_tx_id, {"cost_pushed_at": event.received_at}
     )

@@ -5,38 +5,34 @@ Also names which actions go in which direction.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from csms.domain.events import (
     AuthorizeRequested,
     BootReported,
     DataTransferReceived,
-    DiagnosticsStatusReported,
     DomainEvent,
-    FirmwareStatusReported,
-    HeartbeatReceived,
     MeterSample,
     MeterValuesReported,
     StatusReported,
     TransactionStarted,
     TransactionStopped,
 )
-from csms.domain.metering import energy_wh
-from csms.domain.replies import (
-    Ack,
-    AuthorizeDecision,
-    BootDecision,
-    DataTransferDecision,
-    HeartbeatAck,
-    IdTagInfo,
-    Reply,
-    StartDecision,
-    StopDecision,
+from csms.domain.replies import AuthorizeDecision, IdTagInfo, Reply, StartDecision, StopDecision
+from csms.protocol.common import (
+    Converter,
+    common_payload,
+    diagnostics_status,
+    finite,
+    firmware_status,
+    heartbeat,
+    meter_sample,
 )
-from csms.protocol.errors import PropertyConstraintViolation
+
+# The simulator and the tests read OCPP time through this module.
+from csms.protocol.common import iso as iso
+from csms.protocol.common import parse_time as parse_time
 
 VERSION = "ocpp1.6"
 
@@ -82,22 +78,6 @@ CSMS_ACTIONS = frozenset(
 )
 
 
-def iso(moment: datetime) -> str:
-    """An OCPP timestamp: ISO 8601 in UTC with a Z (a naive moment is taken as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    text = moment.isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z") if text.endswith("+00:00") else text + "Z"
-
-
-def parse_time(text: str, field: str = "timestamp") -> datetime:
-    try:
-        # RFC 3339 (the schemas' date-time) allows a lower-case "t" and "z".
-        return datetime.fromisoformat(text.upper())
-    except ValueError:
-        raise PropertyConstraintViolation(f"{field} is not an ISO 8601 date-time") from None
-
-
 def _samples(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
     samples: list[MeterSample] = []
     for meter_value in meter_values:
@@ -110,20 +90,15 @@ def _samples(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
                 numeric: float | None = float(value)
             except ValueError:
                 numeric = None
-            if numeric is not None and not math.isfinite(numeric):
-                numeric = None  # "NaN", "inf" are no meter reading (and SQLite stores NaN as NULL)
             samples.append(
-                MeterSample(
-                    timestamp=timestamp,
-                    measurand=measurand,
-                    value=value,
-                    numeric=numeric,
-                    unit=unit,
-                    phase=sampled.get("phase"),
-                    context=sampled.get("context", "Sample.Periodic"),
-                    location=sampled.get("location"),
-                    format=sampled.get("format"),
-                    wh=energy_wh(measurand, numeric, unit),
+                meter_sample(
+                    sampled,
+                    timestamp,
+                    measurand,
+                    value,
+                    finite(numeric),
+                    unit,
+                    sampled.get("format"),
                 )
             )
     return tuple(samples)
@@ -194,9 +169,9 @@ def _stop(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:
     )
 
 
-_TO_EVENT: dict[str, Callable[[str, dict[str, Any], datetime], DomainEvent]] = {
+_TO_EVENT: dict[str, Converter] = {
     "BootNotification": _boot,
-    "Heartbeat": lambda station, p, now: HeartbeatReceived(station, now),
+    "Heartbeat": heartbeat,
     "StatusNotification": _status,
     "Authorize": lambda station, p, now: AuthorizeRequested(station, p["idTag"], now),
     "StartTransaction": _start,
@@ -205,12 +180,8 @@ _TO_EVENT: dict[str, Callable[[str, dict[str, Any], datetime], DomainEvent]] = {
     "DataTransfer": lambda station, p, now: DataTransferReceived(
         station, p["vendorId"], p.get("messageId"), p.get("data"), now
     ),
-    "FirmwareStatusNotification": lambda station, p, now: FirmwareStatusReported(
-        station, p["status"], now
-    ),
-    "DiagnosticsStatusNotification": lambda station, p, now: DiagnosticsStatusReported(
-        station, p["status"], now
-    ),
+    "FirmwareStatusNotification": firmware_status,
+    "DiagnosticsStatusNotification": diagnostics_status,
 }
 
 
@@ -231,14 +202,6 @@ def _id_tag_info(info: IdTagInfo) -> dict[str, Any]:
 def to_payload(reply: Reply) -> dict[str, Any]:
     """The 1.6 CALLRESULT payload of a ledger reply."""
     match reply:
-        case BootDecision():
-            return {
-                "status": reply.status.value,
-                "currentTime": iso(reply.current_time),
-                "interval": reply.interval,
-            }
-        case HeartbeatAck():
-            return {"currentTime": iso(reply.current_time)}
         case AuthorizeDecision():
             return {"idTagInfo": _id_tag_info(reply.id_tag_info)}
         case StartDecision():
@@ -250,8 +213,7 @@ def to_payload(reply: Reply) -> dict[str, Any]:
             return (
                 {} if reply.id_tag_info is None else {"idTagInfo": _id_tag_info(reply.id_tag_info)}
             )
-        case DataTransferDecision():
-            return {"status": reply.status} | ({"data": reply.data} if reply.data else {})
-        case Ack():
-            return {}
+    payload = common_payload(reply)
+    if payload is not None:
+        return payload
     raise TypeError(f"no 1.6 payload for {reply!r}")

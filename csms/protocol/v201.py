@@ -12,8 +12,6 @@ device model; the other notifications go to the event log as they came.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,30 +24,33 @@ from csms.domain.events import (
     DataTransferReceived,
     DeviceModelReported,
     DeviceVariable,
-    DiagnosticsStatusReported,
     DomainEvent,
-    FirmwareStatusReported,
-    HeartbeatReceived,
     MeterSample,
     MeterValuesReported,
     NotificationReported,
     StatusReported,
     TransactionEventReported,
 )
-from csms.domain.metering import ENERGY_REGISTER, energy_wh
+from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.replies import (
-    Ack,
     AuthorizeDecision,
-    BootDecision,
-    DataTransferDecision,
-    HeartbeatAck,
     IdTagInfo,
     NotificationAck,
     Reply,
     TransactionEventDecision,
 )
+from csms.protocol.common import (
+    Converter,
+    common_payload,
+    diagnostics_status,
+    finite,
+    firmware_status,
+    heartbeat,
+    iso,
+    meter_sample,
+    parse_time,
+)
 from csms.protocol.errors import PropertyConstraintViolation
-from csms.protocol.v16 import iso, parse_time
 
 VERSION = "ocpp2.0.1"
 
@@ -133,9 +134,6 @@ CSMS_ACTIONS = frozenset(
 #: What the ledger stores as 64-bit integers: larger numbers are refused up front.
 _INT_RANGE = range(-(2**63), 2**63)
 
-Converter = Callable[[str, dict[str, Any], datetime], DomainEvent]
-
-
 # -- payloads to events ---------------------------------------------------------------------
 
 
@@ -162,24 +160,19 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
             multiplier = _int(unit_of_measure.get("multiplier", 0), "multiplier")
             raw = sampled["value"]
             try:
-                numeric: float | None = float(raw) * 10.0**multiplier
+                numeric = finite(float(raw) * 10.0**multiplier)
             except OverflowError:
-                numeric = None
-            if numeric is not None and not math.isfinite(numeric):
                 numeric = None
             text = _number_text(raw) if multiplier == 0 or numeric is None else repr(numeric)
             found.append(
-                MeterSample(
-                    timestamp=timestamp,
-                    measurand=measurand,
-                    value=text,
-                    numeric=numeric,
-                    unit=unit,
-                    phase=sampled.get("phase"),
-                    context=sampled.get("context", "Sample.Periodic"),
-                    location=sampled.get("location"),
-                    format="SignedData" if "signedMeterValue" in sampled else None,
-                    wh=energy_wh(measurand, numeric, unit),
+                meter_sample(
+                    sampled,
+                    timestamp,
+                    measurand,
+                    text,
+                    numeric,
+                    unit,
+                    "SignedData" if "signedMeterValue" in sampled else None,
                 )
             )
     return tuple(found)
@@ -309,18 +302,14 @@ def _notification(kind: str) -> Converter:
 
 TO_EVENT: dict[str, Converter] = {
     "BootNotification": _boot,
-    "Heartbeat": lambda station, p, now: HeartbeatReceived(station, now),
+    "Heartbeat": heartbeat,
     "StatusNotification": _status,
     "Authorize": _authorize,
     "TransactionEvent": _transaction_event,
     "MeterValues": _meter_values,
     "NotifyReport": _notify_report,
-    "LogStatusNotification": lambda station, p, now: DiagnosticsStatusReported(
-        station, p["status"], now
-    ),
-    "FirmwareStatusNotification": lambda station, p, now: FirmwareStatusReported(
-        station, p["status"], now
-    ),
+    "LogStatusNotification": diagnostics_status,
+    "FirmwareStatusNotification": firmware_status,
     "DataTransfer": _data_transfer,
     **{action: _notification(kind) for action, kind in NOTIFICATIONS.items()},
 }
@@ -351,14 +340,6 @@ def _money(amount: Decimal) -> float:
 def to_payload(reply: Reply) -> dict[str, Any]:
     """The 2.0.1 CALLRESULT payload of a ledger reply."""
     match reply:
-        case BootDecision():
-            return {
-                "status": reply.status.value,
-                "currentTime": iso(reply.current_time),
-                "interval": reply.interval,
-            }
-        case HeartbeatAck():
-            return {"currentTime": iso(reply.current_time)}
         case AuthorizeDecision():
             return {"idTokenInfo": id_token_info(reply.id_tag_info)}
         case TransactionEventDecision():
@@ -368,12 +349,11 @@ def to_payload(reply: Reply) -> dict[str, Any]:
             if reply.total_cost is not None:
                 out["totalCost"] = _money(reply.total_cost)
             return out
-        case DataTransferDecision():
-            return {"status": reply.status} | ({"data": reply.data} if reply.data else {})
         case NotificationAck():
             return {} if reply.status is None else {"status": reply.status}
-        case Ack():
-            return {}
+    payload = common_payload(reply)
+    if payload is not None:
+        return payload
     raise TypeError(f"no 2.0.1 payload for {reply!r}")
 
 

@@ -123,17 +123,17 @@ class AlertMonitor:
             self._gone.pop(station, None)
             await self._clear("station_offline", station)
         elif state == "offline":
-            self._gone.pop(station, None)
-            await self._raise(
-                "station_offline",
-                station,
-                station,
-                "warning",
-                f"station {station} went silent (missed heartbeats)",
-                {"reason": "missed heartbeats"},
+            await self._station_offline(
+                station, "went silent (missed heartbeats)", {"reason": "missed heartbeats"}
             )
         elif state == "disconnected":
             self._gone[station] = self.csms.wall_clock()
+
+    async def _station_offline(self, station: str, why: str, detail: dict[str, Any]) -> None:
+        self._gone.pop(station, None)
+        await self._raise(
+            "station_offline", station, station, "warning", f"station {station} {why}", detail
+        )
 
     async def _on_boot(self, station: str) -> None:
         settings = await self.db.run(lambda store: store.alert_settings())
@@ -191,12 +191,8 @@ class AlertMonitor:
             if station in self.csms.registry:
                 self._gone.pop(station, None)
             elif (now - since).total_seconds() >= grace:
-                self._gone.pop(station, None)
-                await self._raise(
-                    "station_offline",
+                await self._station_offline(
                     station,
-                    station,
-                    "warning",
-                    f"station {station} disconnected and has not come back",
+                    "disconnected and has not come back",
                     {"reason": "disconnected", "since": since.isoformat()},
                 )

@@ -27,8 +27,7 @@ from csms.domain.payments import (
     outcome_to_record,
 )
 from csms.domain.postings import Posting, driver_receivable, driver_wallet
-from csms.domain.rating import rate_so_far
-from csms.domain.records import DriverRecord, TransactionStatus
+from csms.domain.records import DriverRecord
 from csms.domain.tariffs import Tariff
 from csms.storage.base import StoreError
 from csms.storage.sqlite_billing import driver_record
@@ -434,15 +433,9 @@ def live_cost(
     active or no tariff applies): what the API and the dashboard show as it charges."""
     tx = SqliteLedgerTx(store._db)
     record = tx.get_transaction(transaction_id)
-    if record is None or record.status is not TransactionStatus.ACTIVE or not record.started_at:
+    cdr = None if record is None else rules.cost_so_far(tx, record, now)
+    if cdr is None:
         return None
-    found = tx.tariff_in_force(record.station_id, record.connector_id, record.started_at)
-    if found is None:
-        return None
-    tariff, _ = found
-    cdr = rate_so_far(
-        rules.usage(tx, record, None), tariff, now, tz=rules.tz, idle_power_w=rules.idle_power_w
-    )
     incl = cdr.total_cost.incl_vat
     return {
         "currency": cdr.currency,

@@ -20,31 +20,15 @@ from typing import Any
 import httpx
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from support.charger import messages
+from trio_websocket import WebSocketConnection, open_websocket_url
 
 from csms.api.keys import key_hash, key_label, new_key
-from csms.config import Settings
-from csms.domain.ledger import UnknownStationPolicy
 from csms.runtime.server import Csms, run_csms
 from csms.storage.sqlite import sqlite_path
 from csms.storage.sqlite_api import ApiStore
 
 SILENT = object()
-
-
-def api_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """A loopback CSMS on a temporary SQLite file, any ports, strangers accepted."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'csms.db'}",
-        "ocpp_host": "127.0.0.1",
-        "ocpp_port": 0,
-        "api_host": "127.0.0.1",
-        "api_port": 0,
-        "unknown_stations": UnknownStationPolicy.ACCEPT,
-        "log_level": "warning",
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @dataclass
@@ -148,11 +132,7 @@ class ScriptedCharger:
         )
 
     async def _pump(self) -> None:
-        while True:
-            try:
-                text = await self.ws.get_message()
-            except ConnectionClosed:
-                return
+        async for text in messages(self.ws):
             frame = orjson.loads(text)
             if frame[0] != 2:
                 await self._replies.send(frame)

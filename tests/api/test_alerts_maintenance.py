@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import trio
-from api_harness import Api, api_settings, running_api, scripted_charger, wait_for
+from api_harness import Api, running_api, scripted_charger, wait_for
 from support.charger import ts
+from support.settings import make_settings
 
 from csms.config import Settings
 from simulator.chargepoint import ChargerInfo, Timing, VirtualChargePoint
@@ -20,7 +21,7 @@ from simulator.transport import url_connector
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings: Settings = api_settings(tmp_path, call_timeout=5.0, heartbeat_interval=60)
+    settings: Settings = make_settings(tmp_path, call_timeout=5.0, heartbeat_interval=60)
     async with running_api(settings) as running:
         yield running
 

@@ -14,7 +14,6 @@ import trio
 from api_harness import (
     SILENT,
     Api,
-    api_settings,
     next_event,
     running_api,
     scripted_charger,
@@ -22,32 +21,18 @@ from api_harness import (
     wait_for,
 )
 from support.charger import ts
+from support.settings import make_settings
+from support.tariffs import STANDARD_TARIFF as TARIFF
 
 from csms.config import Settings
 from csms.domain.tariffs import parse_tariff
 from csms.storage.sqlite import sqlite_path
 from csms.storage.sqlite_api import ApiStore
 
-TARIFF = {
-    "country_code": "DE",
-    "party_id": "CSM",
-    "id": "STANDARD",
-    "currency": "EUR",
-    "elements": [
-        {
-            "price_components": [
-                {"type": "ENERGY", "price": 0.40, "vat": 19.0, "step_size": 1},
-                {"type": "FLAT", "price": 0.50, "vat": 19.0, "step_size": 1},
-            ]
-        }
-    ],
-    "last_updated": "2026-01-01T00:00:00Z",
-}
-
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings: Settings = api_settings(tmp_path, call_timeout=1.0)
+    settings: Settings = make_settings(tmp_path, call_timeout=1.0)
     async with running_api(settings) as running:
         yield running
 

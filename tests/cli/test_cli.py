@@ -20,6 +20,7 @@ import pytest
 import trio
 from support.charger import connect_charger, ts
 from support.server_process import csms_env, run_cli, running_server
+from support.sessions import SESSION_FIELDS as LISTED_FIELDS
 
 from csms.cli import main
 from csms.config import load_settings
@@ -27,18 +28,7 @@ from csms.domain.ledger import UnknownStationPolicy
 from csms.runtime.server import Csms
 from csms.storage.sqlite import SqliteStore
 
-SESSION_FIELDS = {
-    "id",
-    "station_id",
-    "connector_id",
-    "id_tag",
-    "started_at",
-    "ended_at",
-    "meter_start_wh",
-    "meter_stop_wh",
-    "energy_wh",
-    "status",
-}
+SESSION_FIELDS = {"id", *LISTED_FIELDS}
 
 
 @dataclass

@@ -20,22 +20,7 @@ from typing import Any
 import trio
 from support.charger import connect_charger, ts
 from support.server_process import ServerProcess, run_cli, running_server
-
-TARIFF = {
-    "country_code": "DE",
-    "party_id": "CSM",
-    "id": "STANDARD",
-    "currency": "EUR",
-    "elements": [
-        {
-            "price_components": [
-                {"type": "ENERGY", "price": 0.40, "vat": 19.0, "step_size": 1},
-                {"type": "FLAT", "price": 0.50, "vat": 19.0, "step_size": 1},
-            ]
-        }
-    ],
-    "last_updated": "2026-01-01T00:00:00Z",
-}
+from support.tariffs import STANDARD_TARIFF as TARIFF
 
 
 def cli(server: ServerProcess, *args: str) -> str:

@@ -25,6 +25,7 @@ from ocpp.v16.enums import (
     UnitOfMeasure,
 )
 from support.server_process import WAIT_S, run_cli, running_server
+from support.sessions import external_client_session, session_summary
 from websockets.typing import Subprotocol
 
 STATION = "EXT-CP-01"
@@ -132,30 +133,7 @@ def test_ocpp_package_charge_point_runs_a_session(tmp_path: Path) -> None:
     assert len(sessions) == 1
     session = sessions[0]
     assert session["id"] == result.start.transaction_id
-    assert {
-        key: session[key]
-        for key in (
-            "station_id",
-            "connector_id",
-            "id_tag",
-            "started_at",
-            "ended_at",
-            "meter_start_wh",
-            "meter_stop_wh",
-            "energy_wh",
-            "status",
-        )
-    } == {
-        "station_id": STATION,
-        "connector_id": 2,
-        "id_tag": TAG,
-        "started_at": "2026-03-01T10:00:00.000000+00:00",
-        "ended_at": "2026-03-01T10:30:00.000000+00:00",
-        "meter_start_wh": 12_000,
-        "meter_stop_wh": 19_250,
-        "energy_wh": 7_250,
-        "status": "Completed",
-    }
+    assert session_summary(session) == external_client_session(STATION, TAG)
     assert session["stop_reason"] == "EVDisconnected"
 
     # The kWh sample is kept as sent and normalised to Wh.

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 import trio
 from runtime_harness import MemoryCsms
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from support.charger import messages
+from trio_websocket import WebSocketConnection
 
 from csms.protocol import v201
 from csms.protocol.session import CallReceived, OcppSession
@@ -175,11 +176,7 @@ class Station2x:
         return await self.call("BootNotification", BOOT_201)
 
     async def pump(self) -> None:
-        while True:
-            try:
-                text = await self.ws.get_message()
-            except ConnectionClosed:
-                return
+        async for text in messages(self.ws):
             frame = orjson.loads(text)
             if isinstance(frame, list) and frame and frame[0] == 2:
                 event = self.session.receive(text, trio.current_time())

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from csms.protocol import v16
 from csms.protocol.session import CallReceived, OcppSession
@@ -53,7 +53,7 @@ class TestCharger:
         )
 
     async def _pump(self) -> None:
-        async for text in _messages(self.ws):
+        async for text in messages(self.ws):
             frame = orjson.loads(text)
             if isinstance(frame, list) and frame and frame[0] == 2:
                 event = self.session.receive(text, trio.current_time())
@@ -67,9 +67,8 @@ class TestCharger:
                 await self._replies.send(frame)
 
 
-async def _messages(ws: WebSocketConnection) -> AsyncIterator[str]:
-    from trio_websocket import ConnectionClosed
-
+async def messages(ws: WebSocketConnection) -> AsyncIterator[str]:
+    """The text of each message `ws` receives, until it closes."""
     while True:
         try:
             message = await ws.get_message()
