@@ -30,10 +30,11 @@ from csms.domain.events import (
     MeterSample,
     MeterValuesReported,
     StatusReported,
+    TransactionEventReported,
     TransactionStarted,
     TransactionStopped,
 )
-from csms.domain.replies import BootDecision, Reply, StartDecision
+from csms.domain.replies import BootDecision, Reply, StartDecision, TransactionEventDecision
 from csms.storage.timestamps import to_text
 
 
@@ -213,4 +214,46 @@ def live_events(event: DomainEvent, reply: Reply) -> list[tuple[str, dict[str, A
             return [("diagnostics", {"status": event.status})]
         case HeartbeatReceived():
             return [("heartbeat", {})]
+        case TransactionEventReported():
+            if isinstance(reply, TransactionEventDecision):
+                return _transaction_event(event, reply)
     return []
+
+
+def _transaction_event(
+    event: TransactionEventReported, reply: TransactionEventDecision
+) -> list[tuple[str, dict[str, Any]]]:
+    """A 2.x TransactionEvent as the same live events a 1.6 start, meter values and stop
+    make, so the dashboard and the alerts need not know the version."""
+    common = {"transaction_id": reply.transaction_id, "connector_id": event.evse_id}
+    found: list[tuple[str, dict[str, Any]]] = []
+    data = _meter_data(event.samples)
+    if event.event_type == "Started":
+        info = reply.id_tag_info
+        found.append(
+            (
+                "session_started",
+                {
+                    **common,
+                    "id_tag": event.id_tag,
+                    "status": info.status.value if info is not None else None,
+                    "meter_start_wh": data.get("energy_wh"),
+                    "started_at": to_text(event.timestamp),
+                },
+            )
+        )
+    elif data:
+        found.append(("meter", {**common, **data}))
+    if event.event_type == "Ended":
+        found.append(
+            (
+                "session_stopped",
+                {
+                    "transaction_id": reply.transaction_id,
+                    "meter_stop_wh": data.get("energy_wh"),
+                    "reason": event.stopped_reason,
+                    "ended_at": to_text(event.timestamp),
+                },
+            )
+        )
+    return found
