@@ -33,6 +33,7 @@ from csms.cli_common import (
 )
 from csms.cli_runner import new_app, only_os_error, run_app
 from csms.config import ConfigError
+from csms.domain.credentials import BadPassword, generate_password, hash_password
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
 from csms.storage.base import StoreError
@@ -154,16 +155,40 @@ _STATION_COLUMNS = [
 @stations_app.command("add")
 def stations_add(
     station_id: Annotated[str, typer.Argument(metavar="ID")],
-    security_profile: Annotated[int, typer.Option(min=0, max=3)] = 0,
+    security_profile: Annotated[
+        int, typer.Option(min=0, max=3, help="0 none, 1 Basic, 2 TLS + Basic, 3 client cert.")
+    ] = 0,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Profiles 1 and 2: 16-40 characters (default: a generated one)."),
+    ] = None,
 ) -> None:
-    """Register a station: it is accepted at its next boot."""
+    """Register a station: it is accepted at its next boot.
+
+    For profiles 1 and 2 a generated password is printed once, as the last word of the last
+    line; only its hash is stored.
+    """
     try:
         validate_station_id(station_id)
-    except BadStationId as exc:
+        if password is not None and security_profile not in (1, 2):
+            raise CliError("--password is for security profiles 1 and 2")
+        generated = password is None and security_profile in (1, 2)
+        if generated:
+            password = generate_password()
+        password_hash = hash_password(password) if password is not None else None
+    except (BadStationId, BadPassword) as exc:
         raise CliError(str(exc)) from None
     with open_cli_store() as store:
-        added = store.add_station(station_id, security_profile)
-    typer.echo(f"station {station_id} {'registered' if added else 'was already registered'}")
+        added = store.add_station(station_id, security_profile, password_hash)
+    if not added:
+        if password_hash is not None:
+            raise CliError(f"station {station_id} was already registered; nothing was changed")
+        typer.echo(f"station {station_id} was already registered")
+        return
+    profile = f" (security profile {security_profile})" if security_profile else ""
+    typer.echo(f"station {station_id} registered{profile}")
+    if generated:
+        typer.echo(f"password (shown only now): {password}")
 
 
 @stations_app.command("import")

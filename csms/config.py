@@ -29,6 +29,14 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("ocpp", "ping_timeout"): "ping_timeout",
     ("ocpp", "max_message_size"): "max_message_size",
     ("ocpp", "validate_responses"): "validate_responses",
+    ("ocpp", "tls_port"): "ocpp_tls_port",
+    ("security", "tls_cert_file"): "tls_cert_file",
+    ("security", "tls_key_file"): "tls_key_file",
+    ("security", "tls_client_ca_file"): "tls_client_ca_file",
+    ("security", "operator_name"): "operator_name",
+    ("security", "max_failures_per_station"): "auth_max_failures_per_station",
+    ("security", "max_failures_per_address"): "auth_max_failures_per_address",
+    ("security", "failure_window"): "auth_failure_window",
     ("api", "host"): "api_host",
     ("api", "port"): "api_port",
     ("stations", "unknown"): "unknown_stations",
@@ -69,6 +77,18 @@ class Settings(BaseSettings):
     ping_timeout: float = Field(20.0, gt=0)
     max_message_size: int = Field(256 * 1024, ge=1024)
     handshake_timeout: float = Field(10.0, gt=0)
+    #: The wss:// listener for security profiles 2 and 3 (None: not served).
+    ocpp_tls_port: int | None = Field(None, ge=0, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: The CA that profile-3 stations' client certificates must chain to.
+    tls_client_ca_file: Path | None = None
+    #: A profile-3 certificate's subject O must be exactly this.
+    operator_name: str | None = None
+    #: Failed authentications allowed per station id, and per source address, in the window.
+    auth_max_failures_per_station: int = Field(5, ge=1)
+    auth_max_failures_per_address: int = Field(20, ge=1)
+    auth_failure_window: float = Field(60.0, gt=0)
     validate_responses: bool = True
     mailbox_size: int = Field(16, ge=1)
     ledger_max_batch: int = Field(1024, ge=1)

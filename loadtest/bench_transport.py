@@ -75,7 +75,7 @@ async def serve_trio_websocket(host: str, port: int) -> None:
 # -- wsproto (our server's stack) --------------------------------------------------------------
 
 
-def decide(handshake: Handshake) -> Decision:
+async def decide(handshake: Handshake) -> Decision:
     subprotocol = pick_subprotocol(handshake.subprotocols)
     if subprotocol is None:
         return None, (400, "no supported OCPP subprotocol offered")

@@ -2,12 +2,15 @@
 
 `ws://HOST:PORT/ANY/PREFIX/{chargePointId}`: the last path segment is the charge point id.
 A handshake that offers no supported subprotocol, or names no usable id, is refused with an
-HTTP status and a body saying why.
+HTTP status and a body saying why. With `ocpp_tls_port` set, `wss://` is served there too.
+Authentication (`csms.runtime.security`) is decided in the handshake, before any OCPP frame:
+a failure is a 401 and nothing else; repeated failures per id or address get 429.
 """
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +25,7 @@ from csms.domain.identity import BadStationId, validate_station_id
 from csms.domain.ledger import LedgerRules
 from csms.domain.replies import Reply
 from csms.protocol.adapters import ADAPTERS, negotiate
+from csms.runtime.auth_limits import FailureLimiter
 from csms.runtime.connection import ChargerConnection, WallClock, utc_now
 from csms.runtime.events import EventBus
 from csms.runtime.keepalive import watch_connections
@@ -29,8 +33,11 @@ from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.metrics import CsmsMetrics
 from csms.runtime.payments import provider_from, run_payments
 from csms.runtime.registry import ConnectionRegistry
+from csms.runtime.security import Transport, authenticate, tls_context
 from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
 from csms.storage.base import Store, open_store
+from csms.storage.sqlite import sqlite_path
+from csms.storage.sqlite_credentials import CredentialReader
 
 log = structlog.get_logger("csms.server")
 
@@ -59,6 +66,19 @@ class Csms:
     metrics: CsmsMetrics = field(default_factory=CsmsMetrics)
     #: The operator API's port once it listens (None: not served).
     http_port: int | None = None
+    #: The wss:// listeners (profiles 2 and 3), when `ocpp_tls_port` is set.
+    tls_listeners: list[trio.SSLListener[trio.SocketStream]] = field(default_factory=list)
+    #: Where stations' security profiles are read (None: every station is profile 0).
+    credentials: CredentialReader | None = None
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self._failures_by_id = FailureLimiter(
+            settings.auth_max_failures_per_station, settings.auth_failure_window, trio.current_time
+        )
+        self._failures_by_address = FailureLimiter(
+            settings.auth_max_failures_per_address, settings.auth_failure_window, trio.current_time
+        )
 
     def _background(self) -> trio.Nursery:
         assert self.background is not None, "serve_ocpp has not started"
@@ -70,10 +90,18 @@ class Csms:
         port: int = self.listeners[0].socket.getsockname()[1]
         return port
 
-    def _decide(self, handshake: Handshake) -> Decision:
+    @property
+    def ocpp_tls_port(self) -> int:
+        assert self.tls_listeners, "serve_ocpp has not started a TLS listener"
+        listener = self.tls_listeners[0].transport_listener
+        assert isinstance(listener, trio.SocketListener)
+        port: int = listener.socket.getsockname()[1]
+        return port
+
+    async def _decide(self, transport: Transport, remote: str, handshake: Handshake) -> Decision:
         """Accept a handshake with its subprotocol, or refuse it with a status and why."""
         try:
-            station_id_from_path(handshake.path)
+            station_id = station_id_from_path(handshake.path)
         except BadStationId as exc:
             return None, (400, str(exc))
         version = negotiate(handshake.subprotocols)
@@ -84,18 +112,46 @@ class Csms:
                 f"no supported OCPP subprotocol offered ({offered}); "
                 f"this server speaks {', '.join(ADAPTERS)}",
             )
+        address = remote.rsplit(":", 1)[0]
+        if self._failures_by_id.blocked(station_id) or self._failures_by_address.blocked(address):
+            log.warning("authentication rate-limited", station_id=station_id, remote=remote)
+            return None, (429, "too many failed authentication attempts; try again later")
+        try:
+            security = self.credentials.lookup(station_id) if self.credentials else None
+        except sqlite3.Error as exc:
+            log.error("cannot read station credentials", station_id=station_id, why=str(exc))
+            return None, (503, "the station registry cannot be read; try again later")
+        why = await authenticate(
+            station_id, security, transport, handshake.authorization, self.settings.operator_name
+        )
+        if why is not None:
+            self._failures_by_id.failed(station_id)
+            self._failures_by_address.failed(address)
+            log.warning("authentication failed", station_id=station_id, remote=remote, why=why)
+            return None, (401, "authentication failed")
         return version, None
 
     async def handle_stream(self, stream: trio.abc.Stream, remote: str = "") -> None:
         """Serve one TCP (or in-memory) stream: the WebSocket handshake, then the charger."""
         settings = self.settings
-        if not remote and isinstance(stream, trio.SocketStream):
-            host, port = stream.socket.getpeername()[:2]
+        transport = Transport(tls=isinstance(stream, trio.SSLStream))
+        socket_stream = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+        if not remote and isinstance(socket_stream, trio.SocketStream):
+            host, port = socket_stream.socket.getpeername()[:2]
             remote = f"{host}:{port}"
         ws = ServerWebSocket(stream, max_message_size=settings.max_message_size)
         handshake = None
         with trio.move_on_after(settings.handshake_timeout):
-            handshake = await ws.handshake(self._decide)
+            if isinstance(stream, trio.SSLStream):
+                try:
+                    await stream.do_handshake()
+                except trio.BrokenResourceError as exc:
+                    # Includes a client certificate that does not chain to the CA.
+                    log.info("TLS handshake failed", remote=remote, why=str(exc.__cause__ or exc))
+                    await trio.aclose_forcefully(stream)
+                    return
+                transport = Transport(tls=True, peer_cert=stream.getpeercert() or None)
+            handshake = await ws.handshake(partial(self._decide, transport, remote))
         if handshake is None or ws.subprotocol is None:
             if not ws.closed:
                 log.warning("handshake timed out", remote=remote)
@@ -134,6 +190,10 @@ class Csms:
             self.listeners = await trio.open_tcp_listeners(
                 settings.ocpp_port, host=settings.ocpp_host
             )
+            if settings.ocpp_tls_port is not None:
+                self.tls_listeners = await trio.open_ssl_over_tcp_listeners(
+                    settings.ocpp_tls_port, tls_context(settings), host=settings.ocpp_host
+                )
         async with trio.open_nursery() as handlers:
             self.background = handlers
             await handlers.start(watch_connections, self.registry, settings)
@@ -144,6 +204,17 @@ class Csms:
                     self.listeners,
                 )
                 log.info("OCPP endpoint listening", host=settings.ocpp_host, port=self.ocpp_port)
+                if self.tls_listeners:
+                    await handlers.start(
+                        partial(trio.serve_listeners, handler_nursery=handlers),
+                        self.handle_stream,
+                        self.tls_listeners,
+                    )
+                    log.info(
+                        "OCPP TLS endpoint listening",
+                        host=settings.ocpp_host,
+                        port=self.ocpp_tls_port,
+                    )
             task_status.started()
             await trio.sleep_forever()
 
@@ -193,6 +264,7 @@ async def run_csms(
         wall_clock=wall_clock,
         events=events,
         metrics=metrics,
+        credentials=_credential_reader(settings.database_url),
     )
     # The ledger outlives the connections: their last words (disconnects) still get recorded.
     ledger_scope = trio.CancelScope(shield=True)
@@ -233,8 +305,25 @@ async def run_csms(
             finally:
                 ledger_scope.cancel()
     finally:
+        if csms.credentials is not None:
+            csms.credentials.close()
         if own_store:
             the_store.close()
+
+
+def _credential_reader(database_url: str) -> CredentialReader | None:
+    """A reader of the stations' security profiles: for a SQLite file only, for now."""
+    if not database_url.startswith("sqlite:///"):
+        log.warning("security profiles need the SQLite store: every station is profile 0")
+        return None
+    path = sqlite_path(database_url)
+    if path == ":memory:":
+        return None
+    try:
+        return CredentialReader(path)
+    except sqlite3.Error as exc:
+        log.warning("cannot read station credentials: every station is profile 0", why=str(exc))
+        return None
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:

@@ -2,12 +2,12 @@
 
 The message layer is `csms.websocket.WebSocket`, shared with the simulator's client end; this
 module adds what only a server does: read the upgrade request, let the caller decide on it
-(path, subprotocol), and accept or refuse it with an HTTP answer.
+(path, subprotocol, credentials), and accept or refuse it with an HTTP answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -34,10 +34,13 @@ class Handshake:
     path: str
     subprotocols: tuple[str, ...]
     host: str
+    #: The Authorization header's value, if the client sent one.
+    authorization: bytes | None = None
 
 
 #: Decides a handshake: (subprotocol to accept, None) or (None, (HTTP status, reason)).
 Decision = tuple[str | None, tuple[int, str] | None]
+Decide = Callable[[Handshake], Awaitable[Decision]]
 
 
 class ServerWebSocket(WebSocket):
@@ -46,7 +49,7 @@ class ServerWebSocket(WebSocket):
     def __init__(self, stream: trio.abc.Stream, *, max_message_size: int) -> None:
         super().__init__(stream, ConnectionType.SERVER, max_message_size=max_message_size)
 
-    async def handshake(self, decide: Callable[[Handshake], Decision]) -> Handshake | None:
+    async def handshake(self, decide: Decide) -> Handshake | None:
         """Read the upgrade request and accept or refuse it; the request if accepted."""
         ws = self._ws
         while True:
@@ -63,11 +66,15 @@ class ServerWebSocket(WebSocket):
                 await self._refuse(exc.event_hint, 400, f"bad WebSocket handshake: {exc}")
                 return None
 
-    async def _answer_request(
-        self, request: Request, decide: Callable[[Handshake], Decision]
-    ) -> Handshake | None:
-        handshake = Handshake(request.target, tuple(request.subprotocols), request.host)
-        subprotocol, refusal = decide(handshake)
+    async def _answer_request(self, request: Request, decide: Decide) -> Handshake | None:
+        authorization = next(
+            (value for name, value in request.extra_headers if name.lower() == b"authorization"),
+            None,
+        )
+        handshake = Handshake(
+            request.target, tuple(request.subprotocols), request.host, authorization
+        )
+        subprotocol, refusal = await decide(handshake)
         if refusal is not None:
             status, reason = refusal
             await self._refuse(None, status, reason)
@@ -83,13 +90,16 @@ class ServerWebSocket(WebSocket):
             if isinstance(hint, RejectConnection):
                 data = self._ws.send(hint)
             else:
+                headers = [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                if status == 401:  # RFC 9110: a 401 names the scheme it wants
+                    headers.append((b"www-authenticate", b'Basic realm="OCPP"'))
                 data = self._ws.send(
                     RejectConnection(
                         status_code=status,
-                        headers=[
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
+                        headers=headers,
                         has_body=True,
                     )
                 )
@@ -107,6 +117,7 @@ __all__ = [
     "CLOSE_NORMAL",
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_UNSUPPORTED_DATA",
+    "Decide",
     "Decision",
     "Handshake",
     "ServerWebSocket",

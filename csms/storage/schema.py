@@ -389,6 +389,10 @@ MIGRATIONS: list[str] = [
             variable, variable_instance, attribute_type)
     )
     """,
+    # 6: the password of a security profile 1 or 2 station, as a salted scrypt hash only
+    """
+    ALTER TABLE stations ADD COLUMN password_hash TEXT
+    """,
 ]
 
 

@@ -150,11 +150,17 @@ class SqliteStore(BillingAdmin):
 
     # -- stations ----------------------------------------------------------------------
 
-    def add_station(self, station_id: str, security_profile: int = 0) -> bool:
-        """Register a station (accepted at its next boot); False if it was registered."""
-        return self.add_stations([(station_id, security_profile)]) == 1
+    def add_station(
+        self, station_id: str, security_profile: int = 0, password_hash: str | None = None
+    ) -> bool:
+        """Register a station (accepted at its next boot); False if it was registered.
 
-    def add_stations(self, stations: Sequence[tuple[str, int]]) -> int:
+        `password_hash` (see `csms.domain.credentials`) is for profiles 1 and 2."""
+        return self.add_stations([(station_id, security_profile)], password_hash) == 1
+
+    def add_stations(
+        self, stations: Sequence[tuple[str, int]], password_hash: str | None = None
+    ) -> int:
         """Register stations in one transaction; return how many were not registered yet."""
         now = to_text(datetime.now(UTC))
         added = 0
@@ -168,12 +174,13 @@ class SqliteStore(BillingAdmin):
                 self._db.execute(
                     """
                     INSERT INTO stations (id, registered, registration_status,
-                        security_profile, created_at)
-                    VALUES (?, 1, NULL, ?, ?)
+                        security_profile, password_hash, created_at)
+                    VALUES (?, 1, NULL, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET registered = 1,
-                        security_profile = excluded.security_profile
+                        security_profile = excluded.security_profile,
+                        password_hash = excluded.password_hash
                     """,
-                    (station_id, security_profile, now),
+                    (station_id, security_profile, password_hash, now),
                 )
                 added += 1
         return added

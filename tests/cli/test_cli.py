@@ -627,3 +627,33 @@ async def test_cli_works_beside_a_running_server(tmp_path: Path) -> None:
         code = await trio.to_thread.run_sync(server.stop)
     assert code == 0
     assert "Traceback" not in server.stderr_text()
+
+
+def test_stations_add_profile_1_prints_a_generated_password_stored_hashed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from csms.domain.credentials import verify_password
+
+    added = cli("stations", "add", "CP-S1", "--security-profile", "1")
+    assert added.code == 0, added.err
+    password = added.out.strip().splitlines()[-1].split()[-1]
+    assert 16 <= len(password) <= 40
+    store = SqliteStore(str(tmp_path / "csms.db"))
+    try:
+        station = store.get_station("CP-S1")
+    finally:
+        store.close()
+    assert station is not None and station["security_profile"] == 1
+    assert password not in station["password_hash"]
+    assert verify_password(password.encode(), station["password_hash"])
+    # Registering it again changes nothing and prints no new password.
+    assert_one_line_error(
+        cli("stations", "add", "CP-S1", "--security-profile", "1"), "already registered"
+    )
+
+
+def test_stations_add_refuses_a_short_password(cli: Cli) -> None:
+    short = cli("stations", "add", "CP-S2", "--security-profile", "1", "--password", "x" * 10)
+    assert_one_line_error(short, "16 to 40 characters")
+    assert "x" * 10 not in short.err
+    assert cli("stations", "list", "--format", "json").json() == []
