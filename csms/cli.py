@@ -191,6 +191,32 @@ def stations_add(
         typer.echo(f"password (shown only now): {password}")
 
 
+@stations_app.command("set-password")
+def stations_set_password(
+    station_id: Annotated[str, typer.Argument(metavar="ID")],
+    password: Annotated[
+        str | None, typer.Option(help="16-40 characters (default: a generated one).")
+    ] = None,
+) -> None:
+    """Set (or reset) the password of a profile 1 or 2 station; it takes effect at the
+    station's next connection. A generated password is printed once."""
+    generated = password is None
+    chosen = password if password is not None else generate_password()
+    try:
+        password_hash = hash_password(chosen)
+    except BadPassword as exc:
+        raise CliError(str(exc)) from None
+    with open_cli_store() as store:
+        profile = store.set_station_password(station_id, password_hash)
+    if profile not in (1, 2):
+        raise CliError(
+            f"station {station_id} has security profile {profile}: passwords are for 1 and 2"
+        )
+    typer.echo(f"password of station {station_id} set")
+    if generated:
+        typer.echo(f"password (shown only now): {chosen}")
+
+
 @stations_app.command("import")
 def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
     """Register stations from a CSV file with a header `id[,security_profile]`."""

@@ -158,6 +158,22 @@ class SqliteStore(BillingAdmin):
         `password_hash` (see `csms.domain.credentials`) is for profiles 1 and 2."""
         return self.add_stations([(station_id, security_profile)], password_hash) == 1
 
+    def set_station_password(self, station_id: str, password_hash: str) -> int:
+        """Replace a profile 1 or 2 station's password hash; the station's profile (None if
+        there is no such station). Any other profile is left as it is."""
+        with self._write():
+            row = self._db.execute(
+                "SELECT security_profile FROM stations WHERE id = ?", (station_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no station {station_id!r}")
+            if row[0] in (1, 2):
+                self._db.execute(
+                    "UPDATE stations SET password_hash = ? WHERE id = ?",
+                    (password_hash, station_id),
+                )
+            return int(row[0])
+
     def add_stations(
         self, stations: Sequence[tuple[str, int]], password_hash: str | None = None
     ) -> int:

@@ -657,3 +657,30 @@ def test_stations_add_refuses_a_short_password(cli: Cli) -> None:
     assert_one_line_error(short, "16 to 40 characters")
     assert "x" * 10 not in short.err
     assert cli("stations", "list", "--format", "json").json() == []
+
+
+def test_stations_set_password_for_an_imported_station(cli: Cli, tmp_path: Path) -> None:
+    from csms.domain.credentials import verify_password
+
+    csv_file = tmp_path / "secure.csv"
+    csv_file.write_text("id,security_profile\nCP-IMP,2\nCP-OPEN,0\n")
+    assert cli("stations", "import", str(csv_file)).code == 0
+    chosen = "imported-station-secret-1"
+    done = cli("stations", "set-password", "CP-IMP", "--password", chosen)
+    assert done.code == 0, done.err
+    assert chosen not in done.out
+    generated = cli("stations", "set-password", "CP-IMP")
+    new_password = generated.out.strip().splitlines()[-1].split()[-1]
+    store = SqliteStore(str(tmp_path / "csms.db"))
+    try:
+        station = store.get_station("CP-IMP")
+    finally:
+        store.close()
+    assert station is not None
+    assert verify_password(new_password.encode(), station["password_hash"])
+    assert not verify_password(chosen.encode(), station["password_hash"])
+    assert_one_line_error(cli("stations", "set-password", "CP-OPEN"), "security profile 0")
+    assert_one_line_error(cli("stations", "set-password", "CP-NONE"), "no station")
+    assert_one_line_error(
+        cli("stations", "set-password", "CP-IMP", "--password", "short"), "16 to 40 characters"
+    )
