@@ -59,8 +59,16 @@ class KeySpec:
     max_items_key: str | None = None
 
 
+def _measurand_list(name: str, default: str) -> tuple[KeySpec, KeySpec]:
+    """A list of measurands the charger samples, and its read-only maximum length."""
+    limit = f"{name}MaxLength"
+    return (
+        KeySpec(name, "csl", default, allowed=SUPPORTED_MEASURANDS, max_items_key=limit),
+        KeySpec(limit, "int", str(len(SUPPORTED_MEASURANDS)), readonly=True),
+    )
+
+
 def _specs(number_of_connectors: int) -> list[KeySpec]:
-    measurands = SUPPORTED_MEASURANDS
     return [
         # -- Core ---------------------------------------------------------------------------
         KeySpec("AllowOfflineTxForUnknownId", "bool", "false"),
@@ -73,43 +81,17 @@ def _specs(number_of_connectors: int) -> list[KeySpec]:
         KeySpec("HeartbeatInterval", "int", "300"),
         KeySpec("LocalAuthorizeOffline", "bool", "true"),
         KeySpec("LocalPreAuthorize", "bool", "false"),
-        KeySpec(
-            "MeterValuesAlignedData",
-            "csl",
-            "Energy.Active.Import.Register",
-            allowed=measurands,
-            max_items_key="MeterValuesAlignedDataMaxLength",
+        *_measurand_list("MeterValuesAlignedData", "Energy.Active.Import.Register"),
+        *_measurand_list(
+            "MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import,SoC"
         ),
-        KeySpec("MeterValuesAlignedDataMaxLength", "int", str(len(measurands)), readonly=True),
-        KeySpec(
-            "MeterValuesSampledData",
-            "csl",
-            "Energy.Active.Import.Register,Power.Active.Import,SoC",
-            allowed=measurands,
-            max_items_key="MeterValuesSampledDataMaxLength",
-        ),
-        KeySpec("MeterValuesSampledDataMaxLength", "int", str(len(measurands)), readonly=True),
         KeySpec("MeterValueSampleInterval", "int", "60"),
         KeySpec("NumberOfConnectors", "int", str(number_of_connectors), readonly=True),
         KeySpec("ResetRetries", "int", "3"),
         KeySpec("StopTransactionOnEVSideDisconnect", "bool", "true"),
         KeySpec("StopTransactionOnInvalidId", "bool", "true"),
-        KeySpec(
-            "StopTxnAlignedData",
-            "csl",
-            "",
-            allowed=measurands,
-            max_items_key="StopTxnAlignedDataMaxLength",
-        ),
-        KeySpec("StopTxnAlignedDataMaxLength", "int", str(len(measurands)), readonly=True),
-        KeySpec(
-            "StopTxnSampledData",
-            "csl",
-            "Energy.Active.Import.Register",
-            allowed=measurands,
-            max_items_key="StopTxnSampledDataMaxLength",
-        ),
-        KeySpec("StopTxnSampledDataMaxLength", "int", str(len(measurands)), readonly=True),
+        *_measurand_list("StopTxnAlignedData", ""),
+        *_measurand_list("StopTxnSampledData", "Energy.Active.Import.Register"),
         KeySpec("SupportedFeatureProfiles", "csl", FEATURE_PROFILES, readonly=True),
         KeySpec("SupportedFileTransferProtocols", "csl", "HTTP,HTTPS", readonly=True),
         KeySpec("TransactionMessageAttempts", "int", "3", minimum=1),
