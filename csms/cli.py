@@ -7,6 +7,7 @@ line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,6 +48,8 @@ sessions_app = typer.Typer(help="Charging sessions (transactions).", no_args_is_
 app.add_typer(stations_app, name="stations")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sessions_app, name="sessions")
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 register_billing(app)
 register_api(app)
 register_analytics(app)
@@ -64,13 +67,26 @@ def _root(config: ConfigOption = None) -> None:
 def serve(
     ocpp_port: Annotated[int | None, typer.Option(help="OCPP WebSocket port.")] = None,
     api_port: Annotated[int | None, typer.Option(help="HTTP API port.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST/DB")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes sharing the ports, one per core (more than 1: PostgreSQL)."
+        ),
+    ] = None,
 ) -> None:
     """Run the CSMS: the OCPP endpoint and the ledger, until interrupted."""
     from csms.runtime.server import run_csms
 
-    settings = cli_settings(ocpp_port=ocpp_port, api_port=api_port, database_url=database_url)
+    settings = cli_settings(
+        ocpp_port=ocpp_port, api_port=api_port, database_url=database_url, workers=workers
+    )
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        _serve_workers(settings.workers, ocpp_port, api_port, database_url)
+        return
     # The ledger's commit thread waits for the GIL after each fsync; at the default 5 ms
     # switch interval that wait is a visible share of a transaction message's latency.
     sys.setswitchinterval(0.0005)
@@ -84,6 +100,26 @@ def serve(
         raise CliError(
             f"cannot serve on {settings.ocpp_host}:{settings.ocpp_port}: {error.strerror or error}"
         ) from None
+
+
+def _serve_workers(
+    count: int, ocpp_port: int | None, api_port: int | None, database_url: str | None
+) -> None:
+    """Run `count` worker processes of `csms serve` (with this command's options)."""
+    from csms.cluster.workers import run_workers
+
+    env = dict(os.environ)
+    for name, value in (
+        ("CSMS_OCPP_PORT", ocpp_port),
+        ("CSMS_API_PORT", api_port),
+        ("CSMS_DATABASE_URL", database_url),
+    ):
+        if value is not None:
+            env[name] = str(value)
+    config = ["--config", str(CliState.config)] if CliState.config is not None else []
+    code = run_workers(count, [*config, "serve"], env)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -136,6 +172,19 @@ def demo(
         typer.echo(
             f"ledger: {database} (CSMS_DATABASE_URL=sqlite:///{database} csms sessions list)"
         )
+
+
+# -- db --------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to the configured database (CSMS_DATABASE_URL, SQLite or
+    PostgreSQL) and print the version reached; `csms serve` does the same at start."""
+    from csms.storage.database import upgrade_database
+
+    version = upgrade_database(cli_settings().database_url)
+    typer.echo(f"database schema at version {version}")
 
 
 # -- stations ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from csms.config import Settings, load_settings
-from csms.storage.sqlite import SqliteStore, sqlite_path
+from csms.storage.sqlite import SqliteStore
 
 
 class CliError(Exception):
@@ -47,7 +47,7 @@ def cli_settings(**overrides: Any) -> Settings:
 @contextmanager
 def open_cli_store() -> Iterator[SqliteStore]:
     settings = cli_settings()
-    store = SqliteStore(sqlite_path(settings.database_url))
+    store = SqliteStore.from_url(settings.database_url)  # SQLite or PostgreSQL
     try:
         yield store
     finally:

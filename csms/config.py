@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from csms.domain.billing import BillingRules
@@ -30,6 +30,10 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("ocpp", "max_message_size"): "max_message_size",
     ("ocpp", "validate_responses"): "validate_responses",
     ("ocpp", "tls_port"): "ocpp_tls_port",
+    ("ocpp", "handshake_timeout"): "handshake_timeout",
+    ("ocpp", "max_connections"): "max_connections",
+    ("ocpp", "max_messages_per_second"): "max_messages_per_second",
+    ("ocpp", "message_burst"): "message_burst",
     ("security", "tls_cert_file"): "tls_cert_file",
     ("security", "tls_key_file"): "tls_key_file",
     ("security", "tls_client_ca_file"): "tls_client_ca_file",
@@ -39,6 +43,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("security", "failure_window"): "auth_failure_window",
     ("api", "host"): "api_host",
     ("api", "port"): "api_port",
+    ("api", "files_dir"): "api_files_dir",
     ("stations", "unknown"): "unknown_stations",
     ("ledger", "max_batch"): "ledger_max_batch",
     ("ledger", "queue_size"): "ledger_queue_size",
@@ -49,6 +54,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("payments", "decline_rate"): "payment_decline_rate",
     ("payments", "timeout_rate"): "payment_timeout_rate",
     ("payments", "poll_interval"): "payment_poll_interval",
+    ("cluster", "node_name"): "cluster_node_name",
+    ("cluster", "heartbeat_s"): "cluster_heartbeat_s",
+    ("cluster", "node_ttl_s"): "cluster_node_ttl_s",
+    ("cluster", "workers"): "workers",
+    ("cluster", "reuse_port"): "reuse_port",
     ("log", "level"): "log_level",
     ("log", "format"): "log_format",
 }
@@ -68,6 +78,10 @@ class Settings(BaseSettings):
     ocpp_port: int = Field(9000, ge=0, le=65535)
     api_host: str = "0.0.0.0"
     api_port: int = Field(8080, ge=0, le=65535)
+    #: Uploaded diagnostics and hosted firmware (default: beside the SQLite file, as
+    #: `NAME-files/`; on PostgreSQL `csms-files/`, which nodes must share to serve each
+    #: other's files).
+    api_files_dir: Path | None = None
     unknown_stations: UnknownStationPolicy = UnknownStationPolicy.REJECT
     heartbeat_interval: int = Field(300, ge=1)
     #: A station silent for this many heartbeat intervals is taken as offline.
@@ -76,7 +90,13 @@ class Settings(BaseSettings):
     ping_interval: float = Field(60.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
     max_message_size: int = Field(256 * 1024, ge=1024)
-    handshake_timeout: float = Field(10.0, gt=0)
+    handshake_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
+    #: Upgraded OCPP connections served at once; more handshakes get HTTP 503.
+    max_connections: int = Field(20_000, ge=1)
+    #: Each connection's sustained message rate, and the burst it may send above it
+    #: (`csms.runtime.rate_limit` says what happens beyond).
+    max_messages_per_second: float = Field(100.0, gt=0, allow_inf_nan=False)
+    message_burst: int = Field(2_000, ge=1)
     #: The wss:// listener for security profiles 2 and 3 (None: not served).
     ocpp_tls_port: int | None = Field(None, ge=0, le=65535)
     tls_cert_file: Path | None = None
@@ -105,6 +125,16 @@ class Settings(BaseSettings):
     payment_timeout_rate: float = Field(0.0, ge=0, le=1)
     #: How often the payments worker looks for due provider calls (seconds).
     payment_poll_interval: float = Field(2.0, gt=0)
+    #: This node's name in the cluster registry (default: the host name); the pid is added.
+    cluster_node_name: str | None = Field(None, min_length=1, max_length=200)
+    #: How often a node records that it is alive (seconds), on PostgreSQL.
+    cluster_heartbeat_s: float = Field(5.0, gt=0)
+    #: A node silent for this long is dead: its stations no longer count as online.
+    cluster_node_ttl_s: float = Field(20.0, gt=0)
+    #: `csms serve` processes sharing the ports (more than one needs PostgreSQL).
+    workers: int = Field(1, ge=1, le=256)
+    #: Bind the OCPP and API ports with SO_REUSEPORT (set for the processes of --workers).
+    reuse_port: bool = False
     log_level: str = "info"
     log_format: str = "console"
 
@@ -139,6 +169,27 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _cluster(self) -> Settings:
+        if self.cluster_node_ttl_s <= self.cluster_heartbeat_s:
+            raise ValueError(
+                f"cluster.node_ttl_s ({self.cluster_node_ttl_s:g}) must be longer than"
+                f" cluster.heartbeat_s ({self.cluster_heartbeat_s:g}), or live nodes expire"
+            )
+        if self.workers > 1:
+            if not self.is_postgres:
+                raise ValueError(
+                    f"{self.workers} workers need a shared PostgreSQL database"
+                    " (database.url = postgresql://...); SQLite serves one process"
+                )
+            if self.ocpp_port == 0 or self.api_port == 0:
+                raise ValueError("workers share fixed ports: ocpp.port and api.port cannot be 0")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
 
     @field_validator("log_level")
     @classmethod
@@ -208,9 +259,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error["loc"], error["msg"]) for error in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
     finally:
         Settings.toml_file = None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One validation error: the setting it is about (none for a rule between settings)."""
+    if loc:
+        return f"{'.'.join(str(p) for p in loc)}: {message}"
+    return message.removeprefix("Value error, ")

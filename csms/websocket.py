@@ -10,11 +10,16 @@ several tasks are serialised without a lock by coalescing into one writer.
 The CSMS's connection actors use the server end (`csms.runtime.websocket`); the fleet
 simulator's chargers use the client end (`open_client`), which is why this lives outside the
 runtime.
+
+Every buffer is bounded: a message being reassembled by `max_message_size`, and the writes
+queued behind the one in progress by `MAX_BACKLOG_BYTES`, past which a writer waits for the
+queue to be flushed (backpressure), so a peer that stops reading cannot grow our memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -33,10 +38,13 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 RECEIVE_BYTES = 64 * 1024
+#: Bytes queued behind the write in progress before more writers have to wait for it.
+MAX_BACKLOG_BYTES = 64 * 1024
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -62,9 +70,11 @@ class HandshakeRefused(Exception):
 class WebSocket:
     __slots__ = (
         "_backlog",
+        "_backlogged",
         "_buffer",
         "_buffered",
         "_closed",
+        "_drained",
         "_max_message_size",
         "_pong",
         "_stream",
@@ -84,6 +94,9 @@ class WebSocket:
         self._buffered = 0
         self._writing = False
         self._backlog: list[bytes] = []
+        self._backlogged = 0
+        #: Set when the backlog is taken for sending; created only when a writer waits.
+        self._drained: trio.Event | None = None
         self._closed = False
         self._pong: trio.Event | None = None
         self.close_code: int | None = None
@@ -201,29 +214,54 @@ class WebSocket:
             return b""
 
     async def _write(self, data: bytes) -> None:
-        """Write `data`; if another task is writing, it is queued behind and sent by it."""
-        if self._closed:
-            raise WebSocketClosed(self.close_code, "write on a closed WebSocket")
-        if self._writing:
-            self._backlog.append(data)
-            return
+        """Write `data`; if another task is writing, it is queued behind and sent by it.
+
+        When the queue is already over `MAX_BACKLOG_BYTES` (the peer reads slower than we
+        write), the caller waits until the writer takes the queue before adding to it.
+        """
+        while True:
+            if self._closed:
+                raise WebSocketClosed(self.close_code, "write on a closed WebSocket")
+            if not self._writing:
+                break
+            if self._backlogged <= MAX_BACKLOG_BYTES:
+                self._backlog.append(data)
+                self._backlogged += len(data)
+                return
+            if self._drained is None:
+                self._drained = trio.Event()
+            await self._drained.wait()
         self._writing = True
         try:
             await self._stream.send_all(data)
             while self._backlog:
                 pending = b"".join(self._backlog)
                 self._backlog.clear()
+                self._backlogged = 0
+                self._wake_writers()
                 await self._stream.send_all(pending)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._closed = True
             raise WebSocketClosed(self.close_code, "the connection broke") from None
         finally:
             self._writing = False
+            self._wake_writers()
+
+    def _wake_writers(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes queued behind the write in progress."""
+        return self._backlogged
 
     async def _abort(self) -> None:
         self._closed = True
         if self._pong is not None:
             self._pong.set()
+        self._wake_writers()
         await self._stream.aclose()
 
 
@@ -238,8 +276,11 @@ async def open_client(
     subprotocols: list[str],
     *,
     max_message_size: int = 1024 * 1024,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> WebSocket:
     """The client handshake over an open stream: a `WebSocket` once the server accepts.
+
+    `extra_headers` go into the upgrade request as they are (e.g. an Authorization).
 
     Raises `HandshakeRefused` when the server answers with anything but an upgrade, and
     `WebSocketClosed` when the stream ends first. The stream is closed on failure.
@@ -247,7 +288,10 @@ async def open_client(
     socket = WebSocket(stream, ConnectionType.CLIENT, max_message_size=max_message_size)
     ws = socket._ws
     try:
-        await socket._write(ws.send(Request(host=host, target=target, subprotocols=subprotocols)))
+        request = Request(
+            host=host, target=target, subprotocols=subprotocols, extra_headers=list(extra_headers)
+        )
+        await socket._write(ws.send(request))
         refusal: RejectConnection | None = None
         body = bytearray()
         while True:

@@ -13,8 +13,9 @@ neither locust nor gevent, so it also runs as plain threads.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,9 +104,18 @@ class OcppLink:
 
     @classmethod
     def open(
-        cls, url: str, version: str, answer: Answer, connect_timeout: float, call_timeout: float
+        cls,
+        url: str,
+        version: str,
+        answer: Answer,
+        connect_timeout: float,
+        call_timeout: float,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> OcppLink:
-        """Connect to `url` offering the `version` subprotocol (e.g. `ocpp1.6`)."""
+        """Connect to `url` offering the `version` subprotocol (e.g. `ocpp1.6`), with extra
+        handshake `headers` (an Authorization) and, for wss://, `ssl_context`."""
         owner = contextlib.ExitStack()
         try:
             # Held as a context manager, as websockets wants (a bare connect() is deprecated).
@@ -119,6 +129,8 @@ class OcppLink:
                     ping_interval=None,
                     compression=None,
                     max_size=MAX_MESSAGE_BYTES,
+                    additional_headers=list(headers) or None,
+                    ssl=ssl_context,
                 )
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:

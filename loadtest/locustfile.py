@@ -8,6 +8,9 @@ Importing `loadtest.ocpp_user` registers the `--ocpp-*` options (see `locust --h
 this file). The CSMS must accept the chargers (`CSMS_UNKNOWN_STATIONS=accept`, or register
 them: `python -m loadtest.locust_fleet stations ...`) and know the id tag pool
 (`python -m loadtest.locust_fleet tokens ... > tokens.csv && csms tokens import tokens.csv`).
+
+Stations of security profile 1 or 2 (one password for all of them): add
+`--ocpp-password PW`, and for a wss:// host `--ocpp-ca-file CA.pem`.
 """
 
 from loadtest.ocpp_user import OcppChargerUser

@@ -9,6 +9,10 @@ boot or an id tag not Accepted). Connecting is reported as `WS` `connect`, a con
 while idle as `WS` `connection`. With `--ocpp-settle S` the stats start anew S seconds after
 all users are spawned, so that a run measures the fleet, not its boot storm.
 
+Security profiles 1 and 2: `--ocpp-password PW` sends HTTP Basic credentials (the charge
+point id and PW: register the stations with one shared password) and a `wss://` host is
+trusted through `--ocpp-ca-file CA.pem` (the system's CAs without it).
+
 What the charger sends and when is `loadtest.locust_charger` (1.6) and `loadtest.locust_v201`;
 the socket is `loadtest.locust_link`. While a user waits between tasks it keeps reading its
 socket and answers the CSMS's calls, as a charger does.
@@ -17,11 +21,14 @@ socket and answers the CSMS's calls, as a charger does.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import random
+import ssl
 import time
 import zlib
+from base64 import b64encode
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -78,6 +85,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add("--ocpp-tokens", type=int, default=DEFAULT_TOKENS, help="id tag pool size")
     add("--ocpp-call-timeout", type=float, default=30.0, help="seconds to wait for an answer")
     add("--ocpp-connect-timeout", type=float, default=10.0, help="seconds to open a connection")
+    add("--ocpp-password", default="", help="HTTP Basic password of every charger (profiles 1-2)")
+    add("--ocpp-ca-file", default="", help="wss://: the CA certificate (PEM) to trust")
     add(
         "--ocpp-settle",
         type=float,
@@ -117,6 +126,10 @@ class UserSettings:
     tokens: tuple[str, ...] = field(default_factory=lambda: tuple(token_pool()))
     call_timeout: float = 30.0
     connect_timeout: float = 10.0
+    #: HTTP Basic password (the username is the charge point id); None: no credentials.
+    password: str | None = None
+    #: The CA a wss:// CSMS is trusted through; None: the system's CAs.
+    ca_file: str | None = None
 
     @classmethod
     def from_options(cls, options: Any) -> UserSettings:
@@ -138,7 +151,22 @@ class UserSettings:
             tokens=tuple(token_pool(options.ocpp_token_prefix, options.ocpp_tokens)),
             call_timeout=options.ocpp_call_timeout,
             connect_timeout=options.ocpp_connect_timeout,
+            password=getattr(options, "ocpp_password", "") or None,
+            ca_file=getattr(options, "ocpp_ca_file", "") or None,
         )
+
+    def headers(self, charge_point_id_: str) -> list[tuple[str, str]]:
+        """The handshake's extra headers: Basic credentials when there is a password."""
+        if self.password is None:
+            return []
+        token = b64encode(f"{charge_point_id_}:{self.password}".encode()).decode()
+        return [("Authorization", f"Basic {token}")]
+
+    def ssl_context(self, url: str) -> ssl.SSLContext | None:
+        """For a wss:// URL with a CA file, the context trusting it (shared by all users)."""
+        if not url.startswith("wss://") or self.ca_file is None:
+            return None
+        return _client_context(self.ca_file)
 
     @property
     def subprotocol(self) -> str:
@@ -154,6 +182,13 @@ class UserSettings:
         # Seeded by the id: a rerun replays each charger's choices.
         rng = random.Random(zlib.crc32(charge_point_id_.encode()))
         return ChargerModel(charge_point_id_, self.profile, self.tokens, rng, now)
+
+
+@functools.cache
+def _client_context(ca_file: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def worker_index(runner: Any) -> int:
@@ -248,6 +283,8 @@ class OcppChargerUser(User):
                 self._answer,
                 self.settings.connect_timeout,
                 self.settings.call_timeout,
+                headers=self.settings.headers(self.charge_point_id),
+                ssl_context=self.settings.ssl_context(self.url),
             )
         except ConnectFailed as exc:
             elapsed = (time.perf_counter() - started) * 1000.0

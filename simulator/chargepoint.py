@@ -110,7 +110,8 @@ class VirtualChargePoint:
     `connect` opens each connection (`transport.Connector`); `clock` gives wall-clock time
     (follow trio's clock in virtual-time mode); `rng` is the charger's own seeded generator;
     `config` overrides configuration keys; `record_messages=False` keeps no message log
-    (memory in large fleets); `on_reboot(cp)` is awaited after every reboot, before the
+    (memory in large fleets); `record_acks=True` keeps every acknowledged transaction
+    message (`link.acknowledged`); `on_reboot(cp)` is awaited after every reboot, before the
     charger connects again. Results: `messages`, `sessions`, `refusals`.
 
     Fault hooks (synchronous, for the fleet layer): `drop_connection()`,
@@ -169,6 +170,7 @@ class VirtualChargePoint:
         info: ChargerInfo | None = None,
         timing: Timing | None = None,
         record_messages: bool = True,
+        record_acks: bool = False,
         validate: bool = True,
         on_reboot: Callable[[VirtualChargePoint], Awaitable[None]] | None = None,
         clockwork: Clockwork | None = None,
@@ -239,6 +241,7 @@ class VirtualChargePoint:
             call_timeout=self.timing.call_timeout_s,
             validate=validate,
             record_messages=record_messages,
+            record_acks=record_acks,
         )
         self.config.subscribe(self._config_changed)
 

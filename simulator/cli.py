@@ -1,8 +1,17 @@
 """The `simulator` command line: run a scenario (virtual time or wire mode), report results.
 
-    simulator run [SCENARIO] [--url ws://...] [--virtual-time] [--chargers N] [--duration 1d]
-                  [--seed S] [--out DIR] [--json] [--ledger sqlite:///PATH]
+    simulator run [SCENARIO] [--url ws://...|wss://...] [--virtual-time] [--chargers N]
+                  [--duration 1d] [--seed S] [--out DIR] [--json] [--ledger sqlite:///PATH]
+                  [--password PW | --password-file FILE.csv] [--ca-file CA.pem]
+                  [--client-cert C.pem --client-key K.pem | --cert-dir DIR]
+    simulator registrations [SCENARIO] [--out DIR] [--security-profile N]
     simulator report DIR
+
+Wire mode speaks OCPP security profiles 1-3: HTTP Basic with one password for every charger
+(`--password`, or the environment variable SIMULATOR_PASSWORD) or one per charger
+(`--password-file`, a CSV with the header `id,password`), wss:// URLs trusting `--ca-file`,
+and client certificates (`--client-cert`/`--client-key` for one charger, `--cert-dir` with
+`ID.pem` and `ID.key` per charger for a fleet).
 
 SCENARIO is a TOML file or the name of a shipped one (city, depot, highway, faulty).
 Refusals end in one line on stderr and a non-zero exit.
@@ -36,6 +45,7 @@ from simulator.scenario import (
     parse_duration,
     shipped_scenario,
 )
+from simulator.transport import ClientSecurity
 
 app = new_app("Fleet simulator: virtual chargers and drivers over real OCPP.")
 
@@ -81,10 +91,30 @@ def run(
         bool, typer.Option("--json", help="End with a one-line JSON summary.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIMULATOR_PASSWORD", help="Wire mode: every charger's Basic password."
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Wire mode: per-charger passwords, CSV `id,password`.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="wss://: the CA to trust (PEM).")] = None,
+    client_cert: Annotated[
+        Path | None, typer.Option(help="wss://: a client certificate (PEM), profile 3.")
+    ] = None,
+    client_key: Annotated[Path | None, typer.Option(help="The client certificate's key.")] = None,
+    cert_dir: Annotated[
+        Path | None, typer.Option(help="wss://: per-charger certificates ID.pem and ID.key.")
+    ] = None,
 ) -> None:
     """Run a scenario and reconcile what the chargers did with the CSMS ledger."""
     if url is not None and virtual_time:
         raise CliError("--url (wire mode) and --virtual-time exclude each other")
+    security = client_security(password, password_file, ca_file, client_cert, client_key, cert_dir)
+    if security is not None and url is None:
+        raise CliError("credentials and TLS options apply to wire mode (--url)")
     if rate != 1.0 and url is None:
         raise CliError("--rate applies to wire mode (--url); virtual time runs as fast as it can")
     try:
@@ -95,7 +125,7 @@ def run(
         chargers=chargers, duration_s=duration_s, seed=seed
     )
     configure_logging("error")
-    outcome = _run(chosen, url, ledger, rate, quiet or as_json)
+    outcome = _run(chosen, url, ledger, rate, quiet or as_json, security)
     if out is not None:
         save_outcome(outcome, out)
     if as_json:
@@ -107,8 +137,63 @@ def run(
         raise typer.Exit(3)
 
 
+def client_security(
+    password: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    cert_dir: Path | None,
+) -> ClientSecurity | None:
+    """The wire-mode chargers' credentials from the options (None: no security options)."""
+    if not any((password, password_file, ca_file, client_cert, client_key, cert_dir)):
+        return None
+    for option, path in (
+        ("--password-file", password_file),
+        ("--ca-file", ca_file),
+        ("--client-cert", client_cert),
+        ("--client-key", client_key),
+    ):
+        if path is not None and not path.is_file():
+            raise CliError(f"{option}: no such file {path}")
+    if cert_dir is not None and not cert_dir.is_dir():
+        raise CliError(f"--cert-dir: no such directory {cert_dir}")
+    if (client_cert is None) != (client_key is None):
+        raise CliError("--client-cert and --client-key go together")
+    if client_cert is not None and cert_dir is not None:
+        raise CliError("--client-cert and --cert-dir exclude each other")
+    return ClientSecurity(
+        password=password,
+        passwords=read_passwords(password_file) if password_file is not None else {},
+        ca_file=ca_file,
+        client_cert=client_cert,
+        client_key=client_key,
+        cert_dir=cert_dir,
+    )
+
+
+def read_passwords(path: Path) -> dict[str, str]:
+    """Per-charger passwords from a CSV file with the header `id,password`."""
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"id", "password"} <= set(reader.fieldnames):
+                raise CliError(f"{path}: the header must be id,password")
+            passwords = {row["id"]: row["password"] for row in reader}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"{path}: cannot read: {exc}") from None
+    if any(not station or not secret for station, secret in passwords.items()):
+        raise CliError(f"{path}: every row needs an id and a password")
+    return passwords
+
+
 def _run(
-    scenario: Scenario, url: str | None, ledger: str | None, rate: float, quiet: bool
+    scenario: Scenario,
+    url: str | None,
+    ledger: str | None,
+    rate: float,
+    quiet: bool,
+    security: ClientSecurity | None = None,
 ) -> RunOutcome:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -136,7 +221,9 @@ def _run(
             # times, call timeouts) runs on a clock that passes `rate` times faster.
             clock = trio.testing.MockClock(rate=rate) if rate != 1.0 else None
             wired: RunOutcome = trio.run(
-                lambda: run_wire(scenario, url, ledger_url=ledger, progress=advance),
+                lambda: run_wire(
+                    scenario, url, ledger_url=ledger, progress=advance, security=security
+                ),
                 clock=clock,
             )
         except BaseException as exc:
@@ -221,6 +308,9 @@ def registrations(
         "."
     ),
     chargers: Annotated[int | None, typer.Option(min=1, max=1_000_000)] = None,
+    security_profile: Annotated[
+        int, typer.Option(min=0, max=3, help="The stations' OCPP security profile.")
+    ] = 0,
 ) -> None:
     """Write the scenario's stations and tokens as CSV, for `csms stations|tokens import`
     before a wire-mode run (valid tokens Accepted, blocked ones Blocked; invalid ones are
@@ -229,8 +319,8 @@ def registrations(
     out.mkdir(parents=True, exist_ok=True)
     with (out / "stations.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id"])
-        writer.writerows([s.station_id] for s in plan.stations)
+        writer.writerow(["id", "security_profile"])
+        writer.writerows([s.station_id, security_profile] for s in plan.stations)
     with (out / "tokens.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id_tag", "status"])

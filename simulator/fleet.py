@@ -19,7 +19,7 @@ from datetime import datetime
 import numpy as np
 import trio
 
-from simulator.chargepoint import VirtualChargePoint
+from simulator.chargepoint import Timing, VirtualChargePoint
 from simulator.connectors import ConnectorSpec
 from simulator.drivers import Arrival, DriverModel, TokenKind, arrivals
 from simulator.physics import ChargingCurve, Vehicle
@@ -172,10 +172,17 @@ async def run_fleet(
     *,
     remote_start: RemoteStarter | None = None,
     record_messages: bool = True,
+    record_acks: bool = False,
     settle_s: float = 600.0,
+    timing: Timing | None = None,
+    observe: Callable[[list[VirtualChargePoint]], None] | None = None,
 ) -> FleetResult:
     """Play the plan: every charger connects, drivers come and go, faults strike; at the end
-    every car still plugged in leaves and the chargers deliver what they queued."""
+    every car still plugged in leaves and the chargers deliver what they queued.
+
+    `record_acks` keeps every acknowledged transaction message (`cp.link.acknowledged`);
+    `timing` overrides the chargers' waits (call timeout, reconnect delay, ...); `observe`
+    is given the chargers as soon as they exist (a harness watching them during the run)."""
     scenario = plan.scenario
     origin = trio.current_time()
     clockwork = Clockwork()
@@ -188,12 +195,16 @@ async def run_fleet(
             rng=np.random.default_rng(station.seed),
             config=_charger_config(scenario),
             record_messages=record_messages,
+            record_acks=record_acks,
+            timing=timing,
             clockwork=clockwork,
             ocpp_version=station.group.ocpp_version,
         )
         for station in plan.stations
     ]
     result = FleetResult(chargers, plan)
+    if observe is not None:
+        observe(chargers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(clockwork.run)
         spread = scenario.charger.connect_spread_s / max(len(chargers), 1)

@@ -11,7 +11,9 @@ It owns what goes over the wire and in which order:
 - 1.6 MeterValues and StopTransaction get their transaction's id when they are sent, so
   those queued while their StartTransaction was unanswered (offline) carry the CSMS's real
   id (2.x TransactionEvents name the charger's own id: they need nothing filled in);
-- the reader answers CSMS calls in order through `answer`, and keeps the message log.
+- the reader answers CSMS calls in order through `answer`, and keeps the message log;
+- with `record_acks`, every transaction message the CSMS answered is kept as it was sent
+  (`acknowledged`), for checking a ledger after crashes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from simulator.billing import register_readings
 from simulator.config_store import ConfigStore
 from simulator.connectors import ChargeSession
 from simulator.dialect import Dialect, Ocpp16
-from simulator.records import MessageRecord
+from simulator.records import Acknowledgement, MessageRecord
 from simulator.timers import Timers
 from simulator.transport import MessageTransport, TransportClosed
 
@@ -124,8 +126,10 @@ class Link:
         "_tx_retry_at",
         "_wake",
         "accepted",
+        "acknowledged",
         "call_timeout",
         "messages",
+        "record_acks",
         "record_messages",
         "session",
         "station_id",
@@ -147,6 +151,7 @@ class Link:
         call_timeout: float = 30.0,
         validate: bool = True,
         record_messages: bool = True,
+        record_acks: bool = False,
         dialect: Dialect | None = None,
     ) -> None:
         self.station_id = station_id
@@ -155,6 +160,8 @@ class Link:
         self.validate = validate
         self.record_messages = record_messages
         self.messages: list[MessageRecord] = []
+        self.record_acks = record_acks
+        self.acknowledged: list[Acknowledgement] = []
         self.transport: MessageTransport | None = None
         self.session: OcppSession | None = None
         #: The CSMS accepted our BootNotification on this connection.
@@ -312,6 +319,10 @@ class Link:
             payload = {**payload, "transactionId": tx.transaction_id}
         outcome, result = await self._exchange(item.action, payload)
         if outcome == "answered":
+            if self.record_acks:
+                self.acknowledged.append(
+                    Acknowledgement(self.station_id, item.action, payload, result)
+                )
             self._pop_transaction_message(item)
             self._transaction_answered(item.action, item.payload, tx, result)
         elif outcome == "error":
@@ -356,6 +367,10 @@ class Link:
             try:
                 await transport.send(text)
             except TransportClosed:
+                # The reader detaches once it sees the end too; until then nothing more may
+                # go out on this connection (its session still awaits this call's reply).
+                if self.transport is transport:
+                    self.transport = None
                 return "lost", None
             with trio.move_on_at(pending.deadline):
                 await slot.wait_done()

@@ -1,4 +1,5 @@
-"""What a virtual charger saw, for the results layer: every message and every session.
+"""What a virtual charger saw, for the results layer: every message, every session and
+(when asked for) every acknowledged transaction message.
 
 Plain dataclasses, one per row of the DataFrames the results are saved as. A message's
 `at` is the simulation's true wall-clock time; a session's times are the timestamps the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +79,18 @@ class Refusal:
     at: datetime
     status: str
     via_app: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """A transaction message the CSMS answered with a CALLRESULT: by OCPP's rules it is
+    then durably recorded, so a crash harness checks every one of them against the ledger.
+
+    `payload` is the message as last sent (a 1.6 MeterValues or StopTransaction with the
+    transaction id the CSMS gave its start); `result` is the CALLRESULT's payload.
+    """
+
+    station_id: str
+    action: str
+    payload: dict[str, Any]
+    result: dict[str, Any]

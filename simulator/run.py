@@ -39,7 +39,7 @@ from simulator.reconcile import (
 )
 from simulator.results import frame_of, save_results
 from simulator.scenario import Scenario
-from simulator.transport import url_connector
+from simulator.transport import ClientSecurity, url_connector
 
 Progress = Callable[[float], None]
 
@@ -126,7 +126,7 @@ async def run_virtual(
             )
             ticker.cancel_scope.cancel()
     wall_s = time.perf_counter() - wall_started
-    return _outcome(scenario, result, settings.database_url, wall_s)
+    return outcome_of(scenario, result, settings.database_url, wall_s)
 
 
 async def run_wire(
@@ -136,8 +136,10 @@ async def run_wire(
     ledger_url: str | None = None,
     progress: Progress | None = None,
     record_messages: bool = True,
+    security: ClientSecurity | None = None,
 ) -> RunOutcome:
-    """Run the scenario in real time against the CSMS at `url` (ws://HOST:PORT/ocpp)."""
+    """Run the scenario in real time against the CSMS at `url` (ws:// or wss://HOST:PORT/ocpp),
+    the chargers authenticating as `security` says."""
     plan = plan_fleet(scenario)
     wall_started = time.perf_counter()
     clock = virtual_wall_clock(scenario.start)
@@ -145,17 +147,18 @@ async def run_wire(
         ticker.start_soon(_report_progress, scenario, progress)
         result = await run_fleet(
             plan,
-            partial(url_connector, url),
+            partial(url_connector, url, security=security),
             clock,
             record_messages=record_messages,
         )
         ticker.cancel_scope.cancel()
-    return _outcome(scenario, result, ledger_url, time.perf_counter() - wall_started)
+    return outcome_of(scenario, result, ledger_url, time.perf_counter() - wall_started)
 
 
-def _outcome(
+def outcome_of(
     scenario: Scenario, result: FleetResult, ledger_url: str | None, wall_s: float
 ) -> RunOutcome:
+    """The run's frames and summary, reconciled with the ledger at `ledger_url` if given."""
     records = [s for cp in result.chargers for s in cp.sessions]
     sessions = frame_of(records, SESSION_COLUMNS)
     tariff = scenario.parsed_tariff
@@ -215,4 +218,11 @@ def run_virtual_sync(
     return outcome
 
 
-__all__ = ["RunOutcome", "run_virtual", "run_virtual_sync", "run_wire", "save_outcome"]
+__all__ = [
+    "RunOutcome",
+    "outcome_of",
+    "run_virtual",
+    "run_virtual_sync",
+    "run_wire",
+    "save_outcome",
+]

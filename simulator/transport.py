@@ -6,12 +6,21 @@ a real WebSocket to any CSMS URL (`ws://HOST:PORT/ocpp/` + the charge point id, 
 `ocpp1.6` or, for a 2.0.1 charger, `ocpp2.0.1`); the in-process mode runs the same
 WebSocket framing over an in-memory stream (`connect_stream`). Tests may plug in any other
 `MessageTransport`.
+
+Wire mode speaks the OCPP security profiles through `ClientSecurity`: HTTP Basic (the charge
+point id and its password) for profiles 1 and 2, TLS for `wss://` URLs (profile 2, trusting a
+CA file), and a client certificate for profile 3 (one for a single charger, or one per
+charger from a directory: `ID.pem` and `ID.key`, since the certificate's CN is the id).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import base64
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -83,14 +92,61 @@ def station_url(base_url: str, station_id: str) -> str:
     return f"{base_url.rstrip('/')}/{station_id}"
 
 
-def _split_ws_url(url: str) -> tuple[str, int, str]:
+@dataclass
+class ClientSecurity:
+    """How wire-mode chargers prove who they are (OCPP security profiles 1 to 3).
+
+    `password` is every charger's Basic password, `passwords` per-charger ones that take
+    precedence (profiles 1 and 2; the username is the charge point id). `ca_file` is what a
+    `wss://` connection trusts (the system's CAs without it). `client_cert`/`client_key` is
+    one client certificate, `cert_dir` one per charger (`ID.pem`, `ID.key`; profile 3).
+    TLS contexts are built once: one shared, or one per charger with a certificate of its own.
+    """
+
+    password: str | None = None
+    passwords: Mapping[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    cert_dir: Path | None = None
+    _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict, repr=False)
+
+    def headers(self, station_id: str) -> list[tuple[bytes, bytes]]:
+        """The upgrade request's extra headers: an Authorization if there is a password."""
+        password = self.passwords.get(station_id, self.password)
+        if password is None:
+            return []
+        token = base64.b64encode(f"{station_id}:{password}".encode())
+        return [(b"Authorization", b"Basic " + token)]
+
+    def ssl_context(self, station_id: str) -> ssl.SSLContext:
+        """The TLS client context for `station_id` (TLS 1.2 or newer, as OCPP requires)."""
+        key = station_id if self.cert_dir is not None else ""
+        context = self._contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None
+            )
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert_dir is not None:
+                cert = self.cert_dir / f"{station_id}.pem"
+                context.load_cert_chain(cert, self.cert_dir / f"{station_id}.key")
+            elif self.client_cert is not None:
+                context.load_cert_chain(self.client_cert, self.client_key)
+            self._contexts[key] = context
+        return context
+
+
+def _split_ws_url(url: str) -> tuple[bool, str, int, str]:
+    """(TLS?, host, port, request target) of a ws:// or wss:// URL."""
     parts = urlsplit(url)
-    if parts.scheme != "ws" or not parts.hostname:
-        raise TransportClosed(f"not a ws:// URL: {url!r}")
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise TransportClosed(f"not a ws:// or wss:// URL: {url!r}")
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
-    return parts.hostname, parts.port or 80, target
+    tls = parts.scheme == "wss"
+    return tls, parts.hostname, parts.port or (443 if tls else 80), target
 
 
 async def connect_url(
@@ -99,33 +155,59 @@ async def connect_url(
     *,
     timeout: float = 30.0,
     subprotocols: tuple[str, ...] = SUBPROTOCOLS,
+    security: ClientSecurity | None = None,
 ) -> WebSocketTransport:
-    """Wire mode: open a WebSocket to `base_url/station_id` offering `subprotocols`.
+    """Wire mode: open a WebSocket to `base_url/station_id` offering `subprotocols`, with
+    the credentials and TLS settings of `security` (TLS for a wss:// URL).
 
     Raises `TransportClosed` when the CSMS cannot be reached or refuses the handshake.
     """
     url = station_url(base_url, station_id)
-    host, port, target = _split_ws_url(url)
+    tls, host, port, target = _split_ws_url(url)
+    security = security or ClientSecurity()
     try:
         with trio.fail_after(timeout):
-            stream = await trio.open_tcp_stream(host, port)
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            if tls:
+                stream = trio.SSLStream(
+                    stream, security.ssl_context(station_id), server_hostname=host
+                )
+                try:
+                    await stream.do_handshake()
+                except BaseException:
+                    await trio.aclose_forcefully(stream)
+                    raise
             ws = await open_client(
                 stream,
-                host if port == 80 else f"{host}:{port}",
+                host if port == (443 if tls else 80) else f"{host}:{port}",
                 target,
                 list(subprotocols),
                 max_message_size=MAX_MESSAGE_SIZE,
+                extra_headers=security.headers(station_id),
             )
-    except (OSError, HandshakeRefused, WebSocketClosed, trio.TooSlowError) as exc:
+    except (
+        OSError,
+        ssl.SSLError,
+        trio.BrokenResourceError,
+        HandshakeRefused,
+        WebSocketClosed,
+        trio.TooSlowError,
+    ) as exc:
         raise TransportClosed(f"cannot connect to {url}: {exc!r}") from None
     return WebSocketTransport(ws)
 
 
-def url_connector(base_url: str, station_id: str, version: str = SUBPROTOCOLS[0]) -> Connector:
+def url_connector(
+    base_url: str,
+    station_id: str,
+    version: str = SUBPROTOCOLS[0],
+    *,
+    security: ClientSecurity | None = None,
+) -> Connector:
     """A `Connector` for wire mode against the CSMS at `base_url`, speaking `version`."""
 
     async def connect(nursery: trio.Nursery) -> MessageTransport:
-        return await connect_url(base_url, station_id, subprotocols=(version,))
+        return await connect_url(base_url, station_id, subprotocols=(version,), security=security)
 
     return connect
 

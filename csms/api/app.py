@@ -18,7 +18,17 @@ from fastapi.staticfiles import StaticFiles
 
 from csms.api.audit import AuditMiddleware
 from csms.api.context import ApiContext
-from csms.api.routes import admin, alerts, commands, drivers, live, maintenance, sessions, stations
+from csms.api.routes import (
+    admin,
+    alerts,
+    commands,
+    credentials,
+    drivers,
+    live,
+    maintenance,
+    sessions,
+    stations,
+)
 from csms.domain.identity import BadStationId
 from csms.storage.base import StoreError
 from csms.storage.sqlite_api import Conflict, NotFound
@@ -40,7 +50,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    for module in (stations, drivers, sessions, commands, live, alerts, maintenance, admin):
+    routers = (stations, credentials, drivers, sessions, commands, live, alerts, maintenance, admin)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware, context=lambda: ctx)
 

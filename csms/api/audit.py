@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,10 +99,42 @@ def _body_text(scope: Scope, body: bytes, size: int) -> str | None:
     content_type = headers.get(b"content-type", b"").decode("latin-1")
     if size <= MAX_BODY and "json" in content_type:
         try:
-            return body.decode("utf-8")
+            return _redacted(body.decode("utf-8"))
         except UnicodeDecodeError:
             pass
     return f"<{size} bytes {content_type or 'unknown type'}>"
+
+
+REDACTED = "<redacted>"
+
+
+def _redacted(text: str) -> str:
+    """The body with station passwords replaced: a `password` field, and the password that
+    a ChangeConfiguration of AuthorizationKey or a SetVariables of BasicAuthPassword sends."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return orjson.dumps(_without_secrets(body)).decode() if _has_secret(body) else text
+
+
+def _has_secret(value: Any) -> bool:
+    return bool(_without_secrets(value) != value)
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: REDACTED if k == "password" else _without_secrets(v) for k, v in value.items()}
+    if out.get("key") == "AuthorizationKey" and "value" in out:
+        out["value"] = REDACTED
+    variable = out.get("variable")
+    is_password = isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword"
+    if is_password and "attributeValue" in out:
+        out["attributeValue"] = REDACTED
+    return out
 
 
 def _storable(text: str) -> str:

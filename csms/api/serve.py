@@ -28,9 +28,13 @@ def files_dir(database_path: str) -> Path:
     return db.with_name(f"{db.stem}-files")
 
 
-def _hypercorn_config(host: str, port: int) -> Config:
+def _hypercorn_config(host: str, port: int, *, reuse_port: bool = False) -> Config:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if reuse_port:  # workers of `csms serve --workers N` share the port
+        from csms.cluster.workers import shared_socket
+
+        config.bind = [f"fd://{shared_socket(host, port).detach()}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     # Live event streams stay open: on shutdown, do not wait for them.
@@ -47,13 +51,20 @@ async def serve_api(csms: Csms, *, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
         return
     try:
-        ctx = ApiContext(csms, db, files_dir(db.path))
+        files = settings.api_files_dir or (
+            Path("csms-files") if settings.is_postgres else files_dir(db.path)
+        )
+        ctx = ApiContext(csms, db, files)
         async with trio.open_nursery() as nursery:
             await nursery.start(AlertMonitor(csms, db).run)
             await nursery.start(CampaignRunner(csms, db).run)
             try:
                 binds = await nursery.start(
-                    serve, create_app(ctx), _hypercorn_config(settings.api_host, settings.api_port)
+                    serve,
+                    create_app(ctx),
+                    _hypercorn_config(
+                        settings.api_host, settings.api_port, reuse_port=settings.reuse_port
+                    ),
                 )
             except (OSError, BaseExceptionGroup) as exc:
                 error = _only_os_error(exc)

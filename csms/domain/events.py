@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -217,6 +218,29 @@ class ConnectionChanged:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class PasswordStage(StrEnum):
+    """Where a station's Basic-auth password rotation is (see `PasswordRotation`)."""
+
+    #: The new password's hash is kept beside the old one; both are accepted.
+    OFFERED = "offered"
+    #: The station logged in with the new password: it replaces the old one.
+    CONFIRMED = "confirmed"
+    #: The station refused the new password: it is forgotten.
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRotation:
+    """A step of rotating a profile 1/2 station's password (never the password itself:
+    `password_hash` is its salted hash, which names the pending password the step is about).
+    """
+
+    station_id: str
+    stage: PasswordStage
+    password_hash: str
+    received_at: datetime
+
+
 DomainEvent = (
     BootReported
     | HeartbeatReceived
@@ -232,6 +256,7 @@ DomainEvent = (
     | TransactionEventReported
     | DeviceModelReported
     | NotificationReported
+    | PasswordRotation
 )
 
 #: Events that a crash must not lose: answered only after their records are committed.
@@ -243,6 +268,14 @@ TRANSACTION_EVENTS = (
 )
 
 #: Answered only after the commit: transaction data, and the rare events whose answer an
-#: operator or the charger acts on (a registration, a connection's state). Heartbeats,
-#: status notifications and authorizations are answered as soon as their rules have run.
-ANSWERED_AFTER_COMMIT = (*TRANSACTION_EVENTS, BootReported, ConnectionChanged)
+#: operator or the charger acts on (a registration, a connection's state, a password
+#: rotation step: a password must not reach a station before its hash is durable), or that
+#: an audit needs (security events and the other kept notifications). Heartbeats, status
+#: notifications and authorizations are answered as soon as their rules have run.
+ANSWERED_AFTER_COMMIT = (
+    *TRANSACTION_EVENTS,
+    BootReported,
+    ConnectionChanged,
+    PasswordRotation,
+    NotificationReported,
+)

@@ -30,6 +30,7 @@ from csms.domain.events import (
     MeterSample,
     MeterValuesReported,
     NotificationReported,
+    PasswordRotation,
     StatusReported,
     TransactionEventReported,
     TransactionStarted,
@@ -50,6 +51,7 @@ from csms.domain.replies import (
     NotificationAck,
     RegistrationStatus,
     Reply,
+    RotationApplied,
     StartDecision,
     StopDecision,
 )
@@ -169,6 +171,17 @@ class LedgerRules:
     def notification(self, tx: LedgerStore, event: NotificationReported) -> Reply:
         tx.log_event(event.station_id, event.kind, event.received_at, event.data)
         return NotificationAck(_NOTIFICATION_ANSWERS.get(event.kind))
+
+    def password_rotation(self, tx: LedgerStore, event: PasswordRotation) -> Reply:
+        applied = tx.rotate_password(event.station_id, event.stage, event.password_hash)
+        # The audit trail names the step, never the password or its hash.
+        tx.log_event(
+            event.station_id,
+            "password_rotation",
+            event.received_at,
+            {"stage": event.stage.value, "applied": applied},
+        )
+        return RotationApplied(applied)
 
     def transaction_event(self, tx: LedgerStore, event: TransactionEventReported) -> Reply:
         return station_transactions.apply(self, tx, event)
@@ -496,4 +509,5 @@ _HANDLERS: dict[type, Callable[[LedgerRules, LedgerStore, Any], Reply]] = {
     TransactionEventReported: LedgerRules.transaction_event,
     DeviceModelReported: LedgerRules.device_model,
     NotificationReported: LedgerRules.notification,
+    PasswordRotation: LedgerRules.password_rotation,
 }

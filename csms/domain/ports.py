@@ -15,6 +15,7 @@ from csms.domain.events import (
     BootReported,
     DeviceVariable,
     MeterSample,
+    PasswordStage,
     StatusReported,
     TransactionEventReported,
 )
@@ -81,6 +82,11 @@ class LedgerTx(Protocol):
     def log_event(
         self, station_id: str | None, kind: str, at: datetime, data: dict[str, Any]
     ) -> None: ...
+
+    def rotate_password(self, station_id: str, stage: PasswordStage, password_hash: str) -> bool:
+        """Apply a password rotation step (see `PasswordStage`); False if it no longer fits:
+        not a profile 1/2 station, or `password_hash` is not the pending password."""
+        ...
 
 
 class StationTransactionsTx(Protocol):

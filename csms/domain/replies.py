@@ -100,6 +100,13 @@ class Ack:
     """Recorded; the message's response carries nothing."""
 
 
+@dataclass(frozen=True, slots=True)
+class RotationApplied:
+    """A password rotation step was recorded; `applied` says whether it changed anything."""
+
+    applied: bool
+
+
 Reply = (
     BootDecision
     | HeartbeatAck
@@ -110,5 +117,6 @@ Reply = (
     | ConnectionAck
     | TransactionEventDecision
     | NotificationAck
+    | RotationApplied
     | Ack
 )

@@ -16,9 +16,17 @@ from csms.domain.events import (
     FirmwareStatusReported,
     HeartbeatReceived,
     MeterSample,
+    NotificationReported,
 )
 from csms.domain.metering import energy_wh
-from csms.domain.replies import Ack, BootDecision, DataTransferDecision, HeartbeatAck, Reply
+from csms.domain.replies import (
+    Ack,
+    BootDecision,
+    DataTransferDecision,
+    HeartbeatAck,
+    NotificationAck,
+    Reply,
+)
 from csms.protocol.errors import PropertyConstraintViolation
 
 #: A CALL's payload, with the station's id and the time it came, to its domain event.
@@ -84,6 +92,15 @@ def diagnostics_status(station: str, p: dict[str, Any], now: datetime) -> Domain
     return DiagnosticsStatusReported(station, p["status"], now)
 
 
+def notification(kind: str) -> Converter:
+    """The converter of a notification kept in the ledger's event log as `kind`."""
+
+    def convert(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:
+        return NotificationReported(station, kind, p, now)
+
+    return convert
+
+
 def common_payload(reply: Reply) -> dict[str, Any] | None:
     """The CALLRESULT payload of a reply that every version spells alike, else None."""
     match reply:
@@ -95,6 +112,8 @@ def common_payload(reply: Reply) -> dict[str, Any] | None:
             }
         case HeartbeatAck():
             return {"currentTime": iso(reply.current_time)}
+        case NotificationAck():
+            return {} if reply.status is None else {"status": reply.status}
         case DataTransferDecision():
             return {"status": reply.status} | ({"data": reply.data} if reply.data else {})
         case Ack():

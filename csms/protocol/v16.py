@@ -28,6 +28,7 @@ from csms.protocol.common import (
     firmware_status,
     heartbeat,
     meter_sample,
+    notification,
 )
 
 # The simulator and the tests read OCPP time through this module.
@@ -35,6 +36,10 @@ from csms.protocol.common import iso as iso
 from csms.protocol.common import parse_time as parse_time
 
 VERSION = "ocpp1.6"
+
+#: The 1.6 security whitepaper's notifications kept in the ledger's event log as they came,
+#: by the kind logged. Its certificate request (SignCertificate) is answered NotSupported.
+SECURITY_NOTIFICATIONS: dict[str, str] = {"SecurityEventNotification": "security_event"}
 
 #: Actions a 1.6 charge point initiates, which the CSMS handles.
 CHARGER_ACTIONS = frozenset(
@@ -49,6 +54,10 @@ CHARGER_ACTIONS = frozenset(
         "DataTransfer",
         "FirmwareStatusNotification",
         "DiagnosticsStatusNotification",
+        # the security whitepaper's GetLog and SignedUpdateFirmware report through these
+        "LogStatusNotification",
+        "SignedFirmwareStatusNotification",
+        *SECURITY_NOTIFICATIONS,
     }
 )
 
@@ -74,6 +83,14 @@ CSMS_ACTIONS = frozenset(
         "ClearChargingProfile",
         "GetCompositeSchedule",
         "DataTransfer",
+        # the security whitepaper's
+        "ExtendedTriggerMessage",
+        "GetLog",
+        "SignedUpdateFirmware",
+        "InstallCertificate",
+        "GetInstalledCertificateIds",
+        "DeleteCertificate",
+        "CertificateSigned",
     }
 )
 
@@ -182,6 +199,9 @@ _TO_EVENT: dict[str, Converter] = {
     ),
     "FirmwareStatusNotification": firmware_status,
     "DiagnosticsStatusNotification": diagnostics_status,
+    "LogStatusNotification": diagnostics_status,
+    "SignedFirmwareStatusNotification": firmware_status,
+    **{action: notification(kind) for action, kind in SECURITY_NOTIFICATIONS.items()},
 }
 
 

@@ -27,7 +27,6 @@ from csms.domain.events import (
     DomainEvent,
     MeterSample,
     MeterValuesReported,
-    NotificationReported,
     StatusReported,
     TransactionEventReported,
 )
@@ -35,7 +34,6 @@ from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.replies import (
     AuthorizeDecision,
     IdTagInfo,
-    NotificationAck,
     Reply,
     TransactionEventDecision,
 )
@@ -48,6 +46,7 @@ from csms.protocol.common import (
     heartbeat,
     iso,
     meter_sample,
+    notification,
     parse_time,
 )
 from csms.protocol.errors import PropertyConstraintViolation
@@ -293,13 +292,6 @@ def _data_transfer(station: str, p: dict[str, Any], now: datetime) -> DomainEven
     return DataTransferReceived(station, p["vendorId"], p.get("messageId"), text, now)
 
 
-def _notification(kind: str) -> Converter:
-    def convert(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:
-        return NotificationReported(station, kind, p, now)
-
-    return convert
-
-
 TO_EVENT: dict[str, Converter] = {
     "BootNotification": _boot,
     "Heartbeat": heartbeat,
@@ -311,7 +303,7 @@ TO_EVENT: dict[str, Converter] = {
     "LogStatusNotification": diagnostics_status,
     "FirmwareStatusNotification": firmware_status,
     "DataTransfer": _data_transfer,
-    **{action: _notification(kind) for action, kind in NOTIFICATIONS.items()},
+    **{action: notification(kind) for action, kind in NOTIFICATIONS.items()},
 }
 
 
@@ -349,8 +341,6 @@ def to_payload(reply: Reply) -> dict[str, Any]:
             if reply.total_cost is not None:
                 out["totalCost"] = _money(reply.total_cost)
             return out
-        case NotificationAck():
-            return {} if reply.status is None else {"status": reply.status}
     payload = common_payload(reply)
     if payload is not None:
         return payload

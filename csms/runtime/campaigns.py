@@ -39,7 +39,8 @@ class CampaignRunner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.csms.events.subscribe() as subscription:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._tick_forever)
+                # One node of a cluster ticks: two would send a station UpdateFirmware twice.
+                nursery.start_soon(self.csms.singleton("campaigns", self._tick_forever))
                 task_status.started()
                 async for event in subscription.receive:
                     if event.kind == "firmware" and event.station_id:
@@ -132,11 +133,11 @@ class CampaignRunner:
     async def _start(self, campaign: dict[str, Any], station: str, now: datetime) -> bool:
         """Send UpdateFirmware; True if the station took it (or it failed for good)."""
         campaign_id = int(campaign["id"])
-        connection = self.csms.registry.get(station)
-        if connection is None:
+        version = await self.csms.registry.version_of(station)
+        if version is None:
             return False  # stays pending until the station is back
-        if connection.version != v16.VERSION:
-            await self._fail(campaign_id, station, f"not supported over {connection.version}", now)
+        if version != v16.VERSION:
+            await self._fail(campaign_id, station, f"not supported over {version}", now)
             return False
         payload = {
             "location": campaign["location"],

@@ -7,6 +7,10 @@ time and wait for their answer.
 Idle connections are most connections, and memory per connection bounds a node's fleet: an
 idle actor is one task (beside trio-websocket's reader) with no timer of its own (the
 keepalive watch serves them all); its outbound task exists only while commands wait.
+
+Every inbound message passes the connection's `MessageRateLimit` first (the rule is in
+`csms.runtime.rate_limit`): over the rate a CALL is refused unprocessed, and a charger that
+keeps flooding is closed with 1008.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from csms.config import Settings
 from csms.domain.events import ConnectionChanged
 from csms.domain.replies import BootDecision, ConnectionAck, RegistrationStatus
 from csms.protocol.adapters import ADAPTERS, commands_after
-from csms.protocol.errors import InternalError, OcppError, SecurityError
-from csms.protocol.frames import Call
+from csms.protocol.errors import GenericError, InternalError, OcppError, SecurityError
+from csms.protocol.frames import Call, MalformedFrame, encode_error, parse_frame
 from csms.protocol.session import (
     CallAnswered,
     CallFailed,
@@ -33,6 +37,7 @@ from csms.protocol.session import (
 )
 from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.metrics import CsmsMetrics
+from csms.runtime.rate_limit import MessageRateLimit, Verdict
 from csms.runtime.registry import (
     Command,
     CommandRejected,
@@ -42,7 +47,12 @@ from csms.runtime.registry import (
     StationOffline,
 )
 from csms.runtime.slots import ReplySlot
-from csms.runtime.websocket import CLOSE_NORMAL, ServerWebSocket, WebSocketClosed
+from csms.runtime.websocket import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    ServerWebSocket,
+    WebSocketClosed,
+)
 
 log = structlog.get_logger("csms.connection")
 
@@ -64,6 +74,7 @@ class ChargerConnection:
         "_mailbox",
         "_metrics",
         "_pending",
+        "_rate",
         "_registry",
         "_sender_running",
         "_settings",
@@ -114,6 +125,9 @@ class ChargerConnection:
         self.last_heard = trio.current_time()
         #: ... or anything at all, a pong included (keepalive pings).
         self.last_alive = self.last_heard
+        self._rate = MessageRateLimit(
+            settings.max_messages_per_second, settings.message_burst, self.last_heard
+        )
         self._pending: ReplySlot[dict[str, Any]] | None = None
         self._mailbox: list[Command] = []
         self._closed = False
@@ -216,6 +230,12 @@ class ChargerConnection:
                 text = await ws.receive()
                 now = trio.current_time()
                 self.last_heard = self.last_alive = now
+                verdict = self._rate.admit(now)
+                if verdict is Verdict.CLOSE:
+                    await self._close_for_flooding()
+                    return
+                if verdict is Verdict.REFUSE and not await self._refuse_over_rate(text):
+                    continue
                 event = self.session.receive(text, now)
                 if isinstance(event, CallReceived):
                     await self._answer(event.call)
@@ -237,6 +257,32 @@ class ChargerConnection:
                         await ws.send(event.reply)
         except WebSocketClosed as closed:
             log.info("socket closed", station_id=self.station_id, code=closed.code)
+
+    async def _refuse_over_rate(self, text: str) -> bool:
+        """A message over the rate: answer a CALL with GenericError (unprocessed) and drop
+        anything else but a reply; True if the message is a reply to take in after all."""
+        try:
+            frame = parse_frame(text)
+        except MalformedFrame:
+            frame = None
+        if frame is not None and not isinstance(frame, Call):
+            return True
+        self._count("inbound", "(rate-limited)", GenericError.code, None)
+        if frame is not None:
+            code = GenericError.code_for(self.version)
+            await self._ws.send(
+                encode_error(frame.message_id, code, "message rate limit exceeded; slow down")
+            )
+        return False
+
+    async def _close_for_flooding(self) -> None:
+        log.warning(
+            "message rate limit exceeded for too long: closing",
+            station_id=self.station_id,
+            refused=self._rate.refused,
+        )
+        with trio.move_on_after(self._settings.handshake_timeout):
+            await self._ws.close(CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
 
     async def _answer(self, call: Call) -> None:
         started, outcome = trio.current_time(), "result"

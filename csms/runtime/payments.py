@@ -29,7 +29,7 @@ from csms.domain.payments import (
     perform,
     retry_delay,
 )
-from csms.storage.sqlite import SqliteStore, sqlite_path
+from csms.storage.sqlite import SqliteStore
 
 log = structlog.get_logger("csms.payments")
 
@@ -58,7 +58,7 @@ async def run_payments(
     in_thread: bool = True,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    store = SqliteStore(sqlite_path(settings.database_url))
+    store = SqliteStore.from_url(settings.database_url)  # SQLite or PostgreSQL
 
     async def on_store(call: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(call) if in_thread else call()

@@ -2,11 +2,15 @@
 
 The newest connection for a charge point id wins: the older one is told to close. Commands
 go into the holding actor's bounded mailbox and wait for the charger's answer.
+
+On its own the registry knows this process's connections only. In a cluster (several processes
+on one PostgreSQL) a `RemoteStations` is attached: it hears of every connection registered and
+unregistered here, and answers for the stations other nodes hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,9 +68,29 @@ class Connection(Protocol):
     async def ping(self, timeout: float) -> None: ...
 
 
+class RemoteStations(Protocol):
+    """The stations held by other nodes of a cluster, and how this node's are published."""
+
+    def claimed(self, connection: Connection) -> None:
+        """`connection` is now this node's for its station (publish it; take it over)."""
+
+    def released(self, connection: Connection) -> None:
+        """`connection` no longer holds its station here."""
+
+    async def versions(self, station_ids: Iterable[str] | None) -> dict[str, str]:
+        """The OCPP version of each of these stations another live node holds (None: all)."""
+
+    async def send_command(
+        self, station_id: str, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send the command through the node holding the station; as `send_command`."""
+
+
 class ConnectionRegistry:
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
+        #: The rest of the cluster (None: this process is the whole CSMS).
+        self.remote: RemoteStations | None = None
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -87,6 +111,8 @@ class ConnectionRegistry:
         """Make `connection` the station's; close and return the one it replaces."""
         previous = self._connections.get(connection.station_id)
         self._connections[connection.station_id] = connection
+        if self.remote is not None:
+            self.remote.claimed(connection)
         if previous is not None:
             previous.close("replaced")
             log.warning(
@@ -101,8 +127,26 @@ class ConnectionRegistry:
         """Forget `connection` if it is still the station's; True if it was."""
         if self._connections.get(connection.station_id) is connection:
             del self._connections[connection.station_id]
+            if self.remote is not None:
+                self.remote.released(connection)
             return True
         return False
+
+    async def versions(self, station_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """The OCPP version of each of these stations that is online here or on another node
+        of the cluster (None: of every online station)."""
+        wanted = None if station_ids is None else list(station_ids)
+        found = await self.remote.versions(wanted) if self.remote is not None else {}
+        local = self._connections if wanted is None else wanted
+        for station_id in local:
+            connection = self._connections.get(station_id)
+            if connection is not None:
+                found[station_id] = connection.version
+        return found
+
+    async def version_of(self, station_id: str) -> str | None:
+        """The OCPP version of the station if some node holds it, else None."""
+        return (await self.versions([station_id])).get(station_id)
 
     async def send_command(
         self, station_id: str, action: str, payload: dict[str, Any]
@@ -111,7 +155,16 @@ class ConnectionRegistry:
 
         Raises StationOffline, StationBusy (mailbox full), CommandTimeout, CommandRejected,
         or the payload's OcppError when it breaks the action's schema (then nothing is sent).
+        A station another node of the cluster holds is reached through that node.
         """
+        if station_id not in self._connections and self.remote is not None:
+            return await self.remote.send_command(station_id, action, payload)
+        return await self.send_local(station_id, action, payload)
+
+    async def send_local(
+        self, station_id: str, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`send_command` to a connection of this process only."""
         connection = self._connections.get(station_id)
         if connection is None:
             raise StationOffline(f"station {station_id} is not connected")

@@ -54,33 +54,50 @@ class Transport:
     peer_cert: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the handshake's authentication came to."""
+
+    #: Why the client may not connect (for the log); None if it may.
+    refused: str | None = None
+    #: The pending password's hash, when the station logged in with its rotated password:
+    #: that password now replaces the old one.
+    rotated_to: str | None = None
+
+
 async def authenticate(
     station_id: str,
     security: StationSecurity | None,
     transport: Transport,
     authorization: bytes | None,
     operator_name: str | None,
-) -> str | None:
-    """None if the client may connect as `station_id`; otherwise why not (for the log)."""
+) -> Verdict:
+    """Whether the client may connect as `station_id`, and if not, why not."""
     profile = security.profile if security is not None else 0
     if transport.tls != (profile >= 2):
         where = "TLS" if transport.tls else "plain ws"
         known = "unknown station" if security is None else f"profile {profile} station"
-        return f"{known} connected over {where}"
+        return Verdict(f"{known} connected over {where}")
     if profile == 0:
-        return None if authorization is None else "credentials sent by a profile 0 station"
+        return Verdict(None if authorization is None else "credentials sent by a profile 0 station")
     if profile == 3:
-        return _check_certificate(station_id, transport.peer_cert, operator_name)
+        return Verdict(_check_certificate(station_id, transport.peer_cert, operator_name))
     assert security is not None
     password = _basic_password(station_id, authorization)
     if isinstance(password, str):
-        return password
-    if security.password_hash is None:
-        return "no password is registered for this station"
-    matches = await trio.to_thread.run_sync(
-        verify_password, password, security.password_hash, limiter=_HASHING
-    )
-    return None if matches else "wrong password"
+        return Verdict(password)
+    if security.password_hash is None and security.pending_password_hash is None:
+        return Verdict("no password is registered for this station")
+    if security.password_hash is not None and await _matches(password, security.password_hash):
+        return Verdict()
+    pending = security.pending_password_hash
+    if pending is not None and await _matches(password, pending):
+        return Verdict(rotated_to=pending)
+    return Verdict("wrong password")
+
+
+async def _matches(password: bytes, stored: str) -> bool:
+    return await trio.to_thread.run_sync(verify_password, password, stored, limiter=_HASHING)
 
 
 def _basic_password(station_id: str, authorization: bytes | None) -> bytes | str:

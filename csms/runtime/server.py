@@ -5,15 +5,20 @@ A handshake that offers no supported subprotocol, or names no usable id, is refu
 HTTP status and a body saying why. With `ocpp_tls_port` set, `wss://` is served there too.
 Authentication (`csms.runtime.security`) is decided in the handshake, before any OCPP frame:
 a failure is a 401 and nothing else; repeated failures per id or address get 429.
+Beyond `max_connections` upgraded connections a new handshake gets 503 (a station replacing
+its own live connection is still let in: the count does not grow); the whole handshake, TLS
+included, must be done within `handshake_timeout`.
 """
 
 from __future__ import annotations
 
 import signal
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import structlog
@@ -31,13 +36,17 @@ from csms.runtime.events import EventBus
 from csms.runtime.keepalive import watch_connections
 from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.metrics import CsmsMetrics
+from csms.runtime.password_rotation import confirm_rotation
 from csms.runtime.payments import provider_from, run_payments
 from csms.runtime.registry import ConnectionRegistry
 from csms.runtime.security import Transport, authenticate, tls_context
 from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
-from csms.storage.base import Store, open_store
-from csms.storage.sqlite import sqlite_path
-from csms.storage.sqlite_credentials import CredentialReader
+from csms.storage.base import Store, StoreError, open_store
+from csms.storage.database import store_target
+from csms.storage.sqlite_credentials import CredentialReader, CredentialsUnavailable
+
+if TYPE_CHECKING:
+    from csms.cluster.node import ClusterNode
 
 log = structlog.get_logger("csms.server")
 
@@ -48,7 +57,10 @@ def station_id_from_path(path: str) -> str:
     raw = path.split("?", 1)[0].rsplit("/", 1)[-1]
     if not raw:
         raise BadStationId("the URL names no charge point id (expected /ocpp/{id})")
-    return validate_station_id(unquote(raw))
+    station_id = unquote(raw)
+    if station_id in {".", ".."}:  # RFC 3986 dot-segments: a proxy would resolve them away
+        raise BadStationId(f"{station_id!r} is a relative path segment, not a charge point id")
+    return validate_station_id(station_id)
 
 
 @dataclass
@@ -68,16 +80,37 @@ class Csms:
     http_port: int | None = None
     #: The wss:// listeners (profiles 2 and 3), when `ocpp_tls_port` is set.
     tls_listeners: list[trio.SSLListener[trio.SocketStream]] = field(default_factory=list)
+    #: This process as a node of a cluster on PostgreSQL (None: on SQLite, alone).
+    cluster: ClusterNode | None = None
     #: Where stations' security profiles are read (None: every station is profile 0).
     credentials: CredentialReader | None = None
 
     def __post_init__(self) -> None:
         settings = self.settings
+        #: Handshakes accepted and not yet ended (the `max_connections` count).
+        self.open_connections = 0
         self._failures_by_id = FailureLimiter(
             settings.auth_max_failures_per_station, settings.auth_failure_window, trio.current_time
         )
         self._failures_by_address = FailureLimiter(
             settings.auth_max_failures_per_address, settings.auth_failure_window, trio.current_time
+        )
+
+    def singleton(
+        self, name: str, duty: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """`duty` as run by one node of the cluster at a time (on PostgreSQL: whichever holds
+        its advisory lock); on SQLite, `duty` itself."""
+        if not self.settings.is_postgres:
+            return duty
+        from csms.cluster.duties import run_exclusively
+
+        return partial(
+            run_exclusively,
+            self.settings.database_url,
+            name,
+            duty,
+            retry_s=self.settings.cluster_heartbeat_s,
         )
 
     def _background(self) -> trio.Nursery:
@@ -118,17 +151,29 @@ class Csms:
             return None, (429, "too many failed authentication attempts; try again later")
         try:
             security = self.credentials.lookup(station_id) if self.credentials else None
-        except sqlite3.Error as exc:
+        except CredentialsUnavailable as exc:
             log.error("cannot read station credentials", station_id=station_id, why=str(exc))
             return None, (503, "the station registry cannot be read; try again later")
-        why = await authenticate(
+        verdict = await authenticate(
             station_id, security, transport, handshake.authorization, self.settings.operator_name
         )
-        if why is not None:
+        if verdict.refused is not None:
             self._failures_by_id.failed(station_id)
             self._failures_by_address.failed(address)
-            log.warning("authentication failed", station_id=station_id, remote=remote, why=why)
+            log.warning(
+                "authentication failed", station_id=station_id, remote=remote, why=verdict.refused
+            )
             return None, (401, "authentication failed")
+        if verdict.rotated_to is not None:
+            await confirm_rotation(self.ledger, station_id, verdict.rotated_to, self.wall_clock())
+        # Checked last, after the awaits above, so that the count cannot be overtaken.
+        if (
+            self.open_connections >= self.settings.max_connections
+            and station_id not in self.registry
+        ):
+            log.warning("connection limit reached", station_id=station_id, remote=remote)
+            return None, (503, "the server is at its connection limit; try again later")
+        self.open_connections += 1  # released by handle_stream when the connection ends
         return version, None
 
     async def handle_stream(self, stream: trio.abc.Stream, remote: str = "") -> None:
@@ -140,6 +185,16 @@ class Csms:
             host, port = socket_stream.socket.getpeername()[:2]
             remote = f"{host}:{port}"
         ws = ServerWebSocket(stream, max_message_size=settings.max_message_size)
+        try:
+            await self._serve_websocket(ws, stream, transport, remote)
+        finally:
+            if ws.subprotocol is not None:  # `_decide` counted it
+                self.open_connections -= 1
+
+    async def _serve_websocket(
+        self, ws: ServerWebSocket, stream: trio.abc.Stream, transport: Transport, remote: str
+    ) -> None:
+        settings = self.settings
         handshake = None
         with trio.move_on_after(settings.handshake_timeout):
             if isinstance(stream, trio.SSLStream):
@@ -186,7 +241,11 @@ class Csms:
         """Serve connections until cancelled: on the TCP port, and whatever streams a host
         hands to `handle_stream` (they need `background`, which this provides)."""
         settings = self.settings
-        if listen:
+        if listen and settings.reuse_port:
+            from csms.cluster.workers import open_shared_listeners
+
+            self.listeners = await open_shared_listeners(settings.ocpp_host, settings.ocpp_port)
+        elif listen:
             self.listeners = await trio.open_tcp_listeners(
                 settings.ocpp_port, host=settings.ocpp_host
             )
@@ -281,23 +340,25 @@ async def run_csms(
                 async with trio.open_nursery() as services:
                     provider = provider_from(settings, csms.wall_clock)
                     # On its own connection to the server's own database: not for a store
-                    # handed in (tests), nor for PostgreSQL (not available yet).
-                    if (
-                        provider is not None
-                        and own_store
-                        and settings.database_url.startswith("sqlite:///")
-                    ):
-                        await services.start(
-                            partial(
-                                run_payments,
-                                settings,
-                                provider,
-                                csms.wall_clock,
-                                in_thread=not virtual_time,
-                            )
+                    # handed in (tests).
+                    if provider is not None and own_store:
+                        payments = partial(
+                            run_payments,
+                            settings,
+                            provider,
+                            csms.wall_clock,
+                            in_thread=not virtual_time,
+                        )
+                        # Two workers of one outbox would call the provider twice.
+                        services.start_soon(csms.singleton("payments", payments))
+                    if settings.is_postgres:
+                        from csms.cluster.node import ClusterNode  # needs psycopg
+
+                        csms.cluster = await services.start(
+                            ClusterNode(settings, csms.registry).run
                         )
                     await services.start(partial(csms.serve_ocpp, listen=listen))
-                    if listen and settings.database_url.startswith("sqlite:///"):
+                    if listen:
                         from csms.api.launch import serve_api  # the layer above: imported late
 
                         await services.start(serve_api, csms)
@@ -312,27 +373,22 @@ async def run_csms(
 
 
 def _credential_reader(database_url: str) -> CredentialReader | None:
-    """A reader of the stations' security profiles: for a SQLite file only, for now."""
-    if not database_url.startswith("sqlite:///"):
-        log.warning("security profiles need the SQLite store: every station is profile 0")
-        return None
-    path = sqlite_path(database_url)
-    if path == ":memory:":
+    """A reader of the stations' security profiles (SQLite file or PostgreSQL)."""
+    target = store_target(database_url)
+    if target == ":memory:":
         return None
     try:
-        return CredentialReader(path)
-    except sqlite3.Error as exc:
+        return CredentialReader(target)
+    except (sqlite3.Error, StoreError) as exc:
         log.warning("cannot read station credentials: every station is profile 0", why=str(exc))
         return None
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:
     """SIGTERM and SIGINT end the server in order: connections first, then the ledger."""
-    try:
-        signals = trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
-    except RuntimeError:  # not the main thread (a test hosting the server): no signals
-        return
-    with signals as received:
+    if threading.current_thread() is not threading.main_thread():
+        return  # a host running the server on another thread (tests): no signals there
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
         async for signum in received:
             log.info("stopping", signal=signal.Signals(signum).name)
             scope.cancel()

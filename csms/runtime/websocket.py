@@ -3,6 +3,9 @@
 The message layer is `csms.websocket.WebSocket`, shared with the simulator's client end; this
 module adds what only a server does: read the upgrade request, let the caller decide on it
 (path, subprotocol, credentials), and accept or refuse it with an HTTP answer.
+
+A client that goes away in the middle of the handshake (before or while it is answered) ends
+only its own handshake: `handshake` returns None, it never raises for it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from csms.websocket import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_UNSUPPORTED_DATA,
     WebSocket,
@@ -50,21 +54,29 @@ class ServerWebSocket(WebSocket):
         super().__init__(stream, ConnectionType.SERVER, max_message_size=max_message_size)
 
     async def handshake(self, decide: Decide) -> Handshake | None:
-        """Read the upgrade request and accept or refuse it; the request if accepted."""
+        """Read the upgrade request and accept or refuse it; the request if accepted.
+
+        None if it was refused or the client went away; `subprotocol` is set once `decide`
+        accepted, even if the acceptance could then not be written.
+        """
         ws = self._ws
-        while True:
-            data = await self._receive_some()
-            if not data:
-                self._closed = True
-                return None
-            try:
-                ws.receive_data(data)
-                for event in ws.events():
-                    if isinstance(event, Request):
-                        return await self._answer_request(event, decide)
-            except RemoteProtocolError as exc:
-                await self._refuse(exc.event_hint, 400, f"bad WebSocket handshake: {exc}")
-                return None
+        try:
+            while True:
+                data = await self._receive_some()
+                if not data:
+                    self._closed = True
+                    return None
+                try:
+                    ws.receive_data(data)
+                    for event in ws.events():
+                        if isinstance(event, Request):
+                            return await self._answer_request(event, decide)
+                except RemoteProtocolError as exc:
+                    await self._refuse(exc.event_hint, 400, f"bad WebSocket handshake: {exc}")
+                    return None
+        except WebSocketClosed:
+            await self._abort()
+            return None
 
     async def _answer_request(self, request: Request, decide: Decide) -> Handshake | None:
         authorization = next(
@@ -86,26 +98,21 @@ class ServerWebSocket(WebSocket):
 
     async def _refuse(self, hint: object, status: int, reason: str) -> None:
         body = reason.encode()
+        if isinstance(hint, RejectConnection):  # wsproto's status, with our reason
+            status = hint.status_code
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status == 401:  # RFC 9110: a 401 names the scheme it wants
+            headers.append((b"www-authenticate", b'Basic realm="OCPP"'))
         try:
-            if isinstance(hint, RejectConnection):
-                data = self._ws.send(hint)
-            else:
-                headers = [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                ]
-                if status == 401:  # RFC 9110: a 401 names the scheme it wants
-                    headers.append((b"www-authenticate", b'Basic realm="OCPP"'))
-                data = self._ws.send(
-                    RejectConnection(
-                        status_code=status,
-                        headers=headers,
-                        has_body=True,
-                    )
-                )
-                data += self._ws.send(RejectData(data=body))
+            data = self._ws.send(
+                RejectConnection(status_code=status, headers=headers, has_body=True)
+            )
+            data += self._ws.send(RejectData(data=body))
             await self._write(data)
-        except (LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (LocalProtocolError, WebSocketClosed):
             pass
         await self._abort()
 
@@ -115,6 +122,7 @@ __all__ = [
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_MESSAGE_TOO_BIG",
     "CLOSE_NORMAL",
+    "CLOSE_POLICY_VIOLATION",
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_UNSUPPORTED_DATA",
     "Decide",

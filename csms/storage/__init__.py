@@ -1,1 +1,1 @@
-"""Storage adapters behind the ledger's port: SQLite (embedded default); PostgreSQL later."""
+"""Storage adapters behind the ledger's port: SQLite (embedded default) and PostgreSQL."""

@@ -42,11 +42,10 @@ class Store(Protocol):
 
 
 def open_store(url: str) -> Any:
-    """Open the store a database URL names (SQLite now; PostgreSQL arrives with scale-out)."""
-    if url.startswith("sqlite:///"):
+    """Open (and migrate) the store a database URL names: `sqlite:///PATH` or
+    `postgresql://USER@HOST:PORT/DB`."""
+    if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         from csms.storage.sqlite import SqliteStore
 
         return SqliteStore.from_url(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL storage is not available yet; use sqlite:///PATH")
     raise StoreError(f"unsupported database URL {url!r}")

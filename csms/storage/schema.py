@@ -1,8 +1,17 @@
-"""The ledger's relational schema and its migrations, keyed by SQLite's `user_version`."""
+"""The ledger's relational schema and its migrations: one list for SQLite and PostgreSQL.
+
+Migrations are written in SQLite's dialect; on PostgreSQL each statement goes through
+`csms.storage.dialect.to_postgres` (types, identity keys), so a migration appended here needs
+nothing more. SQLite keeps the version in `PRAGMA user_version`, PostgreSQL in a
+`schema_version` table, updated under an advisory lock so that processes starting together
+migrate one after the other.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
+
+from csms.storage.dialect import DbConnection
 
 MIGRATIONS: list[str] = [
     # 1: the foundation ledger
@@ -393,23 +402,70 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stations ADD COLUMN password_hash TEXT
     """,
+    # 7: a rotated password the station has been sent but not yet logged in with; both
+    # it and the old one are accepted until it does
+    """
+    ALTER TABLE stations ADD COLUMN pending_password_hash TEXT
+    """,
 ]
 
 
-def migrate(connection: sqlite3.Connection) -> int:
-    """Bring the schema up to date; return the version it is at."""
+#: The advisory lock PostgreSQL migrations hold (any constant of our own would do).
+MIGRATION_LOCK = 0x4353_4D53_0001
+
+
+def statements(script: str) -> list[str]:
+    return [statement for statement in script.split(";") if statement.strip()]
+
+
+def migrate(connection: Any) -> int:
+    """Bring the schema up to date; return the version it is at.
+
+    `connection` is a `sqlite3.Connection` (or one like it) or a
+    `csms.storage.postgres.PostgresConnection`."""
+    if getattr(connection, "dialect", "sqlite") == "postgresql":
+        return _migrate_postgres(connection)
     (version,) = connection.execute("PRAGMA user_version").fetchone()
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:
             (current,) = connection.execute("PRAGMA user_version").fetchone()
             if current < number:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
+                for statement in statements(script):
+                    connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {number}")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+    return len(MIGRATIONS)
+
+
+def schema_version(connection: DbConnection) -> int:
+    """The version a PostgreSQL database is at (0 when it has no schema yet)."""
+    exists = connection.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    if not exists[0]:
+        return 0
+    row = connection.execute("SELECT version FROM schema_version").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _migrate_postgres(connection: DbConnection) -> int:
+    if schema_version(connection) == len(MIGRATIONS):
+        return len(MIGRATIONS)  # the common start: no lock, no write
+    connection.execute("BEGIN")
+    try:
+        connection.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = schema_version(connection)
+        if connection.execute("SELECT 1 FROM schema_version").fetchone() is None:
+            connection.execute("INSERT INTO schema_version (version) VALUES (0)")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements(script):
+                connection.execute(statement)
+            connection.execute("UPDATE schema_version SET version = ?", (number,))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
     return len(MIGRATIONS)

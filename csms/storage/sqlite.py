@@ -1,23 +1,26 @@
-"""`SqliteStore`: the embedded ledger database (WAL, synchronous=FULL, group commit).
+"""`SqliteStore`: the ledger database (group commit), on SQLite or PostgreSQL.
 
-The ledger actor hands it whole batches (`run_batch`), one SQLite transaction each, with a
-savepoint per event so one bad event cannot undo its neighbours. The CLI opens the same
-file beside a running server for its listings and registrations.
+The ledger actor hands it whole batches (`run_batch`), one transaction each, with a savepoint
+per event so one bad event cannot undo its neighbours. The CLI opens the same database beside
+a running server for its listings and registrations.
+
+The name is historical: the SQL is written in SQLite's dialect, and on a `postgresql://` URL
+the same class runs on a PostgreSQL connection that translates it (`csms.storage.dialect`).
+SQLite is the embedded default (WAL, synchronous=FULL).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from csms.domain.authorization import TOKEN_STATUSES
 from csms.domain.ports import LedgerTx
 from csms.storage.base import EventOutcome, StoreError
-from csms.storage.schema import migrate
+from csms.storage.database import open_connection, sqlite_path, store_target
+from csms.storage.dialect import DbConnection
 from csms.storage.sqlite_billing_admin import BillingAdmin
 from csms.storage.sqlite_ledger import SqliteLedgerTx
 from csms.storage.timestamps import to_text
@@ -25,15 +28,7 @@ from csms.storage.timestamps import to_text
 T = TypeVar("T")
 
 
-def sqlite_path(url: str) -> str:
-    """The file of a `sqlite:///PATH` URL (`sqlite:///:memory:` for a private database)."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///PATH)")
-    path = url[len(prefix) :]
-    if not path:
-        raise StoreError("the SQLite URL names no file")
-    return path
+__all__ = ["SqliteStore", "TokenRow", "sqlite_path"]
 
 
 @dataclass(frozen=True)
@@ -61,28 +56,26 @@ class TokenRow:
 
 
 class SqliteStore(BillingAdmin):
-    """One connection to the ledger database; used by one thread at a time."""
+    """One connection to the ledger database; used by one thread at a time.
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
-        if path != ":memory:":
-            parent = Path(path).parent
-            if not parent.exists():
-                raise StoreError(f"directory {parent} does not exist")
-        self.path = path
-        try:
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-            )
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            migrate(self._db)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
+    `target` is a SQLite file (or `:memory:`) or a `postgresql://` URL."""
+
+    def __init__(self, target: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = target
+        self._db: DbConnection = open_connection(target, busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
-        return cls(sqlite_path(url))
+    def from_url(cls, url: str) -> Self:
+        """The store a database URL (`sqlite:///PATH` or `postgresql://...`) names."""
+        return cls(store_target(url))
+
+    @classmethod
+    def on_connection(cls, connection: DbConnection, target: str) -> Self:
+        """A store on a connection someone else opened, migrated and will close (a pool's)."""
+        store = cls.__new__(cls)
+        store.path = target
+        store._db = connection
+        return store
 
     def close(self) -> None:
         self._db.close()
@@ -294,12 +287,21 @@ class SqliteStore(BillingAdmin):
     _SESSION_SELECT = """
         SELECT id, station_id, connector_id, id_tag, auth_status, started_at, ended_at,
             meter_start_wh, meter_stop_wh,
-            COALESCE(energy_wh, CAST(last_meter_wh - meter_start_wh AS INTEGER)) AS energy_wh,
-            status, stop_reason, needs_reconciliation, anomalies, reported_transaction_id,
-            start_received_at, stop_received_at,
-            cdrs.cost_excl_vat, cdrs.cost_incl_vat, cdrs.currency
+            energy_wh, status, stop_reason, needs_reconciliation, anomalies,
+            reported_transaction_id, start_received_at, stop_received_at,
+            cdrs.cost_excl_vat, cdrs.cost_incl_vat, cdrs.currency,
+            last_meter_wh - meter_start_wh AS running_wh
         FROM transactions LEFT JOIN cdrs ON cdrs.transaction_id = transactions.id
     """
+
+    def _sessions(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of `_SESSION_SELECT`: an active session's energy is its last reading's."""
+        sessions = self._rows(sql, params)
+        for session in sessions:
+            running = session.pop("running_wh")
+            if session["energy_wh"] is None and running is not None:
+                session["energy_wh"] = int(running)  # toward zero, as SQLite's CAST did
+        return sessions
 
     def list_sessions(
         self, *, station_id: str | None = None, status: str | None = None, limit: int = 100
@@ -312,12 +314,12 @@ class SqliteStore(BillingAdmin):
             clauses.append("status = ?")
             params.append(status)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._rows(
+        return self._sessions(
             f"{self._SESSION_SELECT}{where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
 
     def get_session(self, transaction_id: int) -> dict[str, Any] | None:
-        rows = self._rows(f"{self._SESSION_SELECT} WHERE id = ?", (transaction_id,))
+        rows = self._sessions(f"{self._SESSION_SELECT} WHERE id = ?", (transaction_id,))
         if not rows:
             return None
         session = rows[0]
@@ -365,7 +367,7 @@ class SqliteStore(BillingAdmin):
 class _WriteTransaction:
     """BEGIN IMMEDIATE ... COMMIT, so a CLI write waits politely for the server's batch."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: DbConnection) -> None:
         self._db = db
 
     def __enter__(self) -> None:

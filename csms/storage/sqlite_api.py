@@ -1,4 +1,5 @@
-"""`ApiStore`: what the operator API, its alerts and its maintenance services keep in SQLite.
+"""`ApiStore`: what the operator API, its alerts and its maintenance services keep in the
+ledger database (SQLite or PostgreSQL, as `SqliteStore`).
 
 API keys (hashed), the audit log, station/token/driver administration, session queries with
 filters and pages, local list versions, alerts, uploaded files' metadata, firmware files and
@@ -364,7 +365,7 @@ class ApiStore(SqliteStore):
                 clauses.append(sql)
                 params.append(value)
         condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(
+        rows = self._sessions(
             f"{self._SESSION_SELECT}{condition} ORDER BY id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
@@ -385,7 +386,7 @@ class ApiStore(SqliteStore):
     def fleet_totals(self) -> dict[str, float]:
         """Active sessions and energy delivered (Wh) so far, for the metrics."""
         active, energy = self._db.execute(
-            "SELECT SUM(status = 'Active'), SUM(COALESCE(energy_wh,"
+            "SELECT SUM(CASE WHEN status = 'Active' THEN 1 ELSE 0 END), SUM(COALESCE(energy_wh,"
             " last_meter_wh - meter_start_wh, 0)) FROM transactions"
         ).fetchone()
         return {"active_sessions": float(active or 0), "energy_wh": float(energy or 0)}
@@ -409,9 +410,9 @@ class ApiStore(SqliteStore):
                 (kind, subject),
             ).fetchone():
                 return None
-            cursor = self._db.execute(
+            ((alert_id,),) = self._db.execute(
                 "INSERT INTO alerts (kind, subject, station_id, severity, message, detail, state,"
-                " raised_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+                " raised_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?) RETURNING id",
                 (
                     kind,
                     subject,
@@ -421,10 +422,8 @@ class ApiStore(SqliteStore):
                     orjson.dumps(dict(detail)).decode(),
                     to_text(now),
                 ),
-            )
-            alert_id = cursor.lastrowid
-        assert alert_id is not None
-        return self.alert(alert_id)
+            ).fetchall()
+        return self.alert(int(alert_id))
 
     def clear_open_alerts(
         self, kind: str, subject: str, by: str, now: datetime
@@ -517,7 +516,8 @@ class ApiStore(SqliteStore):
             raise StoreError(f"unknown alert settings: {', '.join(sorted(unknown))}")
         with self._write():
             self._db.executemany(
-                "INSERT OR REPLACE INTO alert_settings (key, value) VALUES (?, ?)",
+                "INSERT INTO alert_settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
         return self.alert_settings()
@@ -548,13 +548,12 @@ class ApiStore(SqliteStore):
         now: datetime,
     ) -> int:
         with self._write():
-            cursor = self._db.execute(
+            ((upload_id,),) = self._db.execute(
                 "INSERT INTO uploads (station_id, file_name, stored_as, size, sha256,"
-                " content_type, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " content_type, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (station_id, file_name, stored_as, size, sha256, content_type, to_text(now)),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            ).fetchall()
+        return int(upload_id)
 
     def uploads(self, station_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -570,8 +569,9 @@ class ApiStore(SqliteStore):
     def record_firmware(self, name: str, size: int, sha256: str, now: datetime) -> None:
         with self._write():
             self._db.execute(
-                "INSERT OR REPLACE INTO firmware_files (name, size, sha256, uploaded_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO firmware_files (name, size, sha256, uploaded_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size,"
+                " sha256 = excluded.sha256, uploaded_at = excluded.uploaded_at",
                 (name, size, sha256, to_text(now)),
             )
 
@@ -615,10 +615,10 @@ class ApiStore(SqliteStore):
             missing = [s for s in stations if s not in known]
             if missing:
                 raise NotFound(f"no station {', '.join(repr(s) for s in missing[:5])}")
-            cursor = self._db.execute(
+            ((campaign_id,),) = self._db.execute(
                 "INSERT INTO firmware_campaigns (name, firmware, location, batch_size, start_at,"
                 " retries, retry_interval, target_timeout_s, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
                 (
                     name,
                     firmware,
@@ -631,15 +631,13 @@ class ApiStore(SqliteStore):
                     to_text(now),
                     to_text(now),
                 ),
-            )
-            campaign_id = cursor.lastrowid
-            assert campaign_id is not None
+            ).fetchall()
             self._db.executemany(
                 "INSERT INTO campaign_targets (campaign_id, station_id, state, updated_at)"
                 " VALUES (?, ?, 'pending', ?)",
                 [(campaign_id, station, to_text(now)) for station in dict.fromkeys(stations)],
             )
-        return campaign_id
+        return int(campaign_id)
 
     def campaigns(self, state: str | None = None) -> list[dict[str, Any]]:
         clauses, params = _clauses(state=state)
@@ -687,7 +685,7 @@ class ApiStore(SqliteStore):
             self._db.execute(
                 "UPDATE campaign_targets SET state = ?,"
                 " firmware_status = COALESCE(?, firmware_status), error = ?, updated_at = ?,"
-                " attempts = attempts + ?, started_at = CASE WHEN ? THEN ? ELSE started_at END"
+                " attempts = attempts + ?, started_at = CASE WHEN ? = 1 THEN ? ELSE started_at END"
                 " WHERE campaign_id = ? AND station_id = ?",
                 (
                     state,
@@ -729,12 +727,12 @@ class ApiStore(SqliteStore):
 
     def save_config_snapshot(self, station_id: str, body: Mapping[str, Any], now: datetime) -> int:
         with self._write():
-            cursor = self._db.execute(
-                "INSERT INTO config_snapshots (station_id, taken_at, body) VALUES (?, ?, ?)",
+            ((snapshot_id,),) = self._db.execute(
+                "INSERT INTO config_snapshots (station_id, taken_at, body) VALUES (?, ?, ?)"
+                " RETURNING id",
                 (station_id, to_text(now), orjson.dumps(dict(body)).decode()),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            ).fetchall()
+        return int(snapshot_id)
 
     def config_snapshots(self, station_id: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -766,8 +764,8 @@ class ApiStore(SqliteStore):
                     )
                 else:
                     self._db.execute(
-                        "INSERT OR REPLACE INTO desired_config (station_id, key, value)"
-                        " VALUES (?, ?, ?)",
+                        "INSERT INTO desired_config (station_id, key, value) VALUES (?, ?, ?)"
+                        " ON CONFLICT (station_id, key) DO UPDATE SET value = excluded.value",
                         (station_id, key, value),
                     )
 

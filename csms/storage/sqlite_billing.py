@@ -1,16 +1,15 @@
-"""Billing's tables on SQLite: tariffs and their assignments, CDRs, drivers, the double-entry
-journal and the payment outbox.
+"""Billing's tables (on SQLite, or PostgreSQL through `csms.storage.dialect`): tariffs and
+their assignments, CDRs, drivers, the double-entry journal and the payment outbox.
 
 `SqliteBillingTx` is the billing half of the ledger port (`BillingTx`), mixed into the ledger's
 batch transaction; the operator's commands (import a tariff, add a driver, top up a wallet,
 issue an invoice) go through `SqliteStore`'s billing methods (`csms.storage.sqlite_billing_admin`).
-Amounts are stored as exact decimal text, and legs also as integer minor units so that SQLite
-sums balances exactly.
+Amounts are stored as exact decimal text, and legs also as integer minor units so that the
+database sums balances exactly.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from csms.domain.payments import PaymentAction, action_to_record
 from csms.domain.postings import Leg, Posting, PostingKind, plan_recording
 from csms.domain.records import DriverRecord
 from csms.domain.tariffs import Tariff, TariffVersion, parse_tariff, tariff_in_force
+from csms.storage.dialect import DbConnection
 from csms.storage.timestamps import from_text, to_text
 
 
@@ -41,7 +41,7 @@ def to_minor(amount: Decimal, currency: str) -> int:
 class SqliteBillingTx:
     """Billing's reads and writes on the connection of the ledger's open batch."""
 
-    _db: sqlite3.Connection
+    _db: DbConnection
 
     # -- tariffs -----------------------------------------------------------------------
 
@@ -144,8 +144,9 @@ class SqliteBillingTx:
     def record_postings(self, postings: Sequence[Posting]) -> None:
         _, new = plan_recording(postings, self.get_posting)
         for posting in new:
-            cursor = self._db.execute(
-                "INSERT INTO postings (key, at, kind, memo, reverses) VALUES (?, ?, ?, ?, ?)",
+            ((seq,),) = self._db.execute(
+                "INSERT INTO postings (key, at, kind, memo, reverses) VALUES (?, ?, ?, ?, ?)"
+                " RETURNING seq",
                 (
                     posting.key,
                     to_text(posting.at),
@@ -153,13 +154,13 @@ class SqliteBillingTx:
                     posting.memo,
                     posting.reverses,
                 ),
-            )
+            ).fetchall()
             self._db.executemany(
                 "INSERT INTO posting_legs (posting_seq, leg, account, currency, amount, minor)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        cursor.lastrowid,
+                        seq,
                         n,
                         leg.account,
                         leg.currency,

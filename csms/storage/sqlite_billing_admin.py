@@ -1,5 +1,5 @@
-"""The operator's billing commands on SQLite: tariffs, drivers, wallets, plans, CDRs, the
-payment outbox as the payments worker sees it, and invoices.
+"""The operator's billing commands on the ledger database (SQLite or PostgreSQL): tariffs,
+drivers, wallets, plans, CDRs, the payment outbox as the payments worker sees it, and invoices.
 
 `BillingAdmin` is mixed into `SqliteStore`; each write is one `BEGIN IMMEDIATE` transaction,
 so it waits for the server's batch rather than failing.
@@ -7,7 +7,6 @@ so it waits for the server's batch rather than failing.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +29,7 @@ from csms.domain.postings import Posting, driver_receivable, driver_wallet
 from csms.domain.records import DriverRecord
 from csms.domain.tariffs import Tariff
 from csms.storage.base import StoreError
+from csms.storage.dialect import DbConnection
 from csms.storage.sqlite_billing import driver_record
 from csms.storage.sqlite_ledger import SqliteLedgerTx
 from csms.storage.timestamps import from_text, to_text
@@ -38,7 +38,7 @@ PAYMENT_METHODS = ("card", "wallet", "subscription", "invoice")
 
 
 class _Write:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: DbConnection) -> None:
         self._db = db
 
     def __enter__(self) -> SqliteLedgerTx:
@@ -50,7 +50,7 @@ class _Write:
 
 
 class BillingAdmin:
-    _db: sqlite3.Connection
+    _db: DbConnection
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cursor = self._db.execute(sql, params)
@@ -84,8 +84,10 @@ class BillingAdmin:
             )
             if default or station_id is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO tariff_assignments"
-                    " (station_id, connector_id, tariff_id, assigned_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO tariff_assignments"
+                    " (station_id, connector_id, tariff_id, assigned_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (station_id, connector_id) DO UPDATE SET"
+                    " tariff_id = excluded.tariff_id, assigned_at = excluded.assigned_at",
                     (
                         "" if default else station_id,
                         0 if default else connector_id,
@@ -219,7 +221,9 @@ class BillingAdmin:
         }
         with _Write(self._db):
             self._db.execute(
-                "INSERT OR REPLACE INTO subscription_plans (id, body, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO subscription_plans (id, body, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body,"
+                " created_at = excluded.created_at",
                 (plan.plan_id, orjson.dumps(body).decode(), to_text(now)),
             )
 
@@ -254,8 +258,8 @@ class BillingAdmin:
         keys = [
             key
             for (key,) in self._db.execute(
-                "SELECT DISTINCT p.key FROM postings p JOIN posting_legs l ON l.posting_seq = p.seq"
-                " WHERE l.account IN (?, ?) ORDER BY p.seq",
+                "SELECT p.key FROM postings p WHERE p.seq IN (SELECT l.posting_seq"
+                " FROM posting_legs l WHERE l.account IN (?, ?)) ORDER BY p.seq",
                 (driver_wallet(driver_id), driver_receivable(driver_id)),
             )
         ]
@@ -362,8 +366,9 @@ class BillingAdmin:
         }[follow_up.status]
         with _Write(self._db) as tx:
             self._db.execute(
-                "INSERT OR REPLACE INTO payment_outcomes (key, attempt, outcome, recorded_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO payment_outcomes (key, attempt, outcome, recorded_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (key, attempt) DO UPDATE SET"
+                " outcome = excluded.outcome, recorded_at = excluded.recorded_at",
                 (key, attempt, orjson.dumps(outcome_to_record(outcome)).decode(), to_text(now)),
             )
             tx.record_postings(follow_up.postings)
@@ -393,8 +398,10 @@ class BillingAdmin:
     ) -> None:
         with _Write(self._db):
             self._db.execute(
-                "INSERT OR REPLACE INTO invoices (number, driver_id, period, body, csv, issued_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO invoices (number, driver_id, period, body, csv, issued_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+                " driver_id = excluded.driver_id, period = excluded.period,"
+                " body = excluded.body, csv = excluded.csv, issued_at = excluded.issued_at",
                 (
                     number,
                     driver_id,

@@ -1,8 +1,8 @@
-"""`SqliteLedgerTx`: the ledger port implemented on one open SQLite transaction."""
+"""`SqliteLedgerTx`: the ledger port implemented on one open transaction of the ledger
+database (SQLite, or PostgreSQL through `csms.storage.dialect`; the name is historical)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from csms.domain.events import (
     BootReported,
     DeviceVariable,
     MeterSample,
+    PasswordStage,
     StatusReported,
     TransactionEventReported,
 )
@@ -24,6 +25,7 @@ from csms.domain.records import (
     TransactionRecord,
     TransactionStatus,
 )
+from csms.storage.dialect import DbConnection
 from csms.storage.sqlite_billing import SqliteBillingTx
 from csms.storage.timestamps import from_text, to_text
 
@@ -113,7 +115,7 @@ def _sql_value(value: Any) -> Any:
 class SqliteLedgerTx(SqliteBillingTx):
     """Reads and writes of one ledger batch; the caller owns BEGIN and COMMIT."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: DbConnection) -> None:
         self._db = connection
 
     def get_station(self, station_id: str) -> StationRecord | None:
@@ -132,7 +134,8 @@ class SqliteLedgerTx(SqliteBillingTx):
                 meter_serial, last_boot_at, last_seen_at, created_at, online)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
             ON CONFLICT (id) DO UPDATE SET
-                registered = MAX(registered, excluded.registered),
+                registered = CASE WHEN excluded.registered > stations.registered
+                    THEN excluded.registered ELSE stations.registered END,
                 registration_status = excluded.registration_status,
                 vendor = excluded.vendor, model = excluded.model,
                 serial_number = excluded.serial_number,
@@ -277,13 +280,12 @@ class SqliteLedgerTx(SqliteBillingTx):
         unknown = set(columns) - _TRANSACTION_COLUMNS
         if unknown:
             raise ValueError(f"unknown transaction columns: {sorted(unknown)}")
-        cursor = self._db.execute(
+        ((transaction_id,),) = self._db.execute(
             f"INSERT INTO transactions ({', '.join(columns)})"
-            f" VALUES ({', '.join('?' for _ in columns)})",
+            f" VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
             [_sql_value(values[c]) for c in columns],
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        ).fetchall()
+        return int(transaction_id)
 
     def update_transaction(self, transaction_id: int, values: dict[str, Any]) -> None:
         unknown = set(values) - _TRANSACTION_COLUMNS
@@ -305,8 +307,7 @@ class SqliteLedgerTx(SqliteBillingTx):
         received_at: datetime,
     ) -> int:
         received = to_text(received_at)
-        before = self._db.total_changes
-        self._db.executemany(
+        return self._db.executemany(
             """
             INSERT OR IGNORE INTO meter_samples (station_id, connector_id, transaction_id,
                 reported_transaction_id, timestamp, received_at, measurand, phase, unit,
@@ -334,8 +335,7 @@ class SqliteLedgerTx(SqliteBillingTx):
                 )
                 for s, anomaly in samples
             ],
-        )
-        return self._db.total_changes - before
+        ).rowcount
 
     def log_event(
         self, station_id: str | None, kind: str, at: datetime, data: dict[str, Any]
@@ -344,6 +344,28 @@ class SqliteLedgerTx(SqliteBillingTx):
             "INSERT INTO events (station_id, kind, at, data) VALUES (?, ?, ?, ?)",
             (station_id, kind, to_text(at), orjson.dumps(data, default=str).decode()),
         )
+
+    def rotate_password(self, station_id: str, stage: PasswordStage, password_hash: str) -> bool:
+        match stage:
+            case PasswordStage.OFFERED:
+                sql = (
+                    "UPDATE stations SET pending_password_hash = ?"
+                    " WHERE id = ? AND security_profile IN (1, 2)"
+                )
+                params: tuple[str, ...] = (password_hash, station_id)
+            case PasswordStage.CONFIRMED:
+                sql = (
+                    "UPDATE stations SET password_hash = pending_password_hash,"
+                    " pending_password_hash = NULL WHERE id = ? AND pending_password_hash = ?"
+                )
+                params = (station_id, password_hash)
+            case PasswordStage.WITHDRAWN:
+                sql = (
+                    "UPDATE stations SET pending_password_hash = NULL"
+                    " WHERE id = ? AND pending_password_hash = ?"
+                )
+                params = (station_id, password_hash)
+        return self._db.execute(sql, params).rowcount == 1
 
     # -- station-numbered (2.x) transactions and the device model ---------------------------
 

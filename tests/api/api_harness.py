@@ -151,10 +151,18 @@ class ScriptedCharger:
 
 @asynccontextmanager
 async def scripted_charger(
-    port: int, station_id: str, answers: dict[str, Any] | None = None, *, boot: bool = True
+    port: int,
+    station_id: str,
+    answers: dict[str, Any] | None = None,
+    *,
+    boot: bool = True,
+    subprotocol: str = "ocpp1.6",
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> AsyncIterator[ScriptedCharger]:
+    """A scripted charger connected (with `headers`, e.g. Basic credentials) and, for 1.6
+    when `boot`, booted."""
     url = f"ws://127.0.0.1:{port}/ocpp/{station_id}"
-    async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+    async with open_websocket_url(url, subprotocols=[subprotocol], extra_headers=headers) as ws:
         charger = ScriptedCharger(ws, answers or {})
         charger._replies, charger._inbox = trio.open_memory_channel[list[Any]](16)
         async with trio.open_nursery() as nursery:

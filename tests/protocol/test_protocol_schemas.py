@@ -82,6 +82,9 @@ VALID_REQUESTS: dict[str, dict[str, Any]] = {
     "DataTransfer": {"vendorId": "com.example", "messageId": "m", "data": "x"},
     "FirmwareStatusNotification": {"status": "Installed"},
     "DiagnosticsStatusNotification": {"status": "Uploaded"},
+    "LogStatusNotification": {"status": "Uploaded", "requestId": 3},
+    "SignedFirmwareStatusNotification": {"status": "SignatureVerified", "requestId": 4},
+    "SecurityEventNotification": {"type": "FirmwareUpdated", "timestamp": T, "techInfo": "v2"},
 }
 
 VALID_RESPONSES: dict[str, dict[str, Any]] = {
@@ -95,6 +98,9 @@ VALID_RESPONSES: dict[str, dict[str, Any]] = {
     "DataTransfer": {"status": "UnknownVendorId"},
     "FirmwareStatusNotification": {},
     "DiagnosticsStatusNotification": {},
+    "LogStatusNotification": {},
+    "SignedFirmwareStatusNotification": {},
+    "SecurityEventNotification": {},
     "RemoteStartTransaction": {"status": "Accepted"},
     "Reset": {"status": "Rejected"},
 }

@@ -334,6 +334,9 @@ def test_every_charger_action_has_an_event() -> None:
         "DataTransfer": {"vendorId": "v"},
         "FirmwareStatusNotification": {"status": "Idle"},
         "DiagnosticsStatusNotification": {"status": "Idle"},
+        "LogStatusNotification": {"status": "Idle"},
+        "SignedFirmwareStatusNotification": {"status": "Idle"},
+        "SecurityEventNotification": {"type": "StartupOfTheDevice", "timestamp": T},
     }
     assert set(minimal) == v16.CHARGER_ACTIONS
     for action, payload in minimal.items():

@@ -1,4 +1,5 @@
-"""Helpers for the storage tests: a SQLite ledger file, domain events, raw row reads."""
+"""Helpers for the storage tests: a ledger database (SQLite file or PostgreSQL URL), domain
+events, raw row reads and writes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from csms.domain.ledger import LedgerRules, UnknownStationPolicy
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.replies import Reply
 from csms.storage.base import EventOutcome
+from csms.storage.dialect import is_postgres_url
 from csms.storage.sqlite import SqliteStore
 
 #: The charger's clock (device timestamps) and the CSMS's clock (arrival) differ on purpose.
@@ -45,10 +47,6 @@ def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "ledger.db")
 
 
-def open_store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(db_path(tmp_path))
-
-
 def run(store: SqliteStore, rules: LedgerRules, *events: DomainEvent) -> list[EventOutcome]:
     """Apply events through the rules in one durable batch."""
     return store.run_batch([functools.partial(rules.apply, event=event) for event in events])
@@ -63,9 +61,18 @@ def apply(store: SqliteStore, rules: LedgerRules, event: DomainEvent) -> Reply:
     return reply
 
 
+def _connect(path: str) -> Any:
+    """A connection of its own to the database (`path`: a SQLite file or a PostgreSQL URL)."""
+    if is_postgres_url(path):
+        from csms.storage.postgres import PostgresConnection, connect
+
+        return PostgresConnection(connect(path))
+    return sqlite3.connect(path, isolation_level=None)
+
+
 def rows(path: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Read rows through a separate connection: only committed data is visible."""
-    db = sqlite3.connect(path)
+    db = _connect(path)
     try:
         cursor = db.execute(sql, params)
         names = [d[0] for d in cursor.description]
@@ -74,7 +81,16 @@ def rows(path: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]
         db.close()
 
 
-def count(path: str, table: str, where: str = "1", params: Sequence[Any] = ()) -> int:
+def execute(path: str, sql: str, params: Sequence[Any] = ()) -> None:
+    """Write behind the store's back, committed at once (bad data a test plants)."""
+    db = _connect(path)
+    try:
+        db.execute(sql, params)
+    finally:
+        db.close()
+
+
+def count(path: str, table: str, where: str = "1 = 1", params: Sequence[Any] = ()) -> int:
     (row,) = rows(path, f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", params)
     return int(row["n"])
 

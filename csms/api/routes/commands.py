@@ -40,11 +40,11 @@ def _invalid(error: OcppError) -> HTTPException:
 async def send(
     ctx: ApiContext, station_id: str, action: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    """Send a command to a connected station; the HTTP error that says why not, if not."""
-    connection = ctx.csms.registry.get(station_id)
-    if connection is None:
+    """Send a command to a station connected to any node; the HTTP error that says why not,
+    if not."""
+    version = await ctx.csms.registry.version_of(station_id)
+    if version is None:
         raise HTTPException(409, f"station {station_id!r} is offline")
-    version = connection.version
     if action not in ADAPTERS[version].CSMS_ACTIONS:
         raise HTTPException(
             404,

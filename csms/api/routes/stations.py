@@ -14,11 +14,12 @@ from csms.api.models import StationCreate, StationUpdate
 router = APIRouter(prefix="/api/stations", tags=["stations"])
 
 
-def live(ctx: ApiContext, station: dict[str, Any]) -> dict[str, Any]:
-    """A stored station with what only the running server knows: its live connection."""
-    connection = ctx.csms.registry.get(station["id"])
-    station["online"] = connection is not None
-    station["ocpp_version"] = connection.version if connection is not None else None
+def live(station: dict[str, Any], online: dict[str, str]) -> dict[str, Any]:
+    """A stored station with what only the running servers know: whether some node holds
+    it (`online`: station id -> OCPP version of the online ones)."""
+    version = online.get(station["id"])
+    station["online"] = version is not None
+    station["ocpp_version"] = version
     station["registered"] = bool(station["registered"])
     return station
 
@@ -27,14 +28,15 @@ async def station_or_404(ctx: ApiContext, station_id: str) -> dict[str, Any]:
     station = await ctx.db.run(lambda store: store.get_station(station_id))
     if station is None:
         raise HTTPException(404, f"no station {station_id!r}")
-    return live(ctx, station)
+    return live(station, await ctx.csms.registry.versions([station_id]))
 
 
 @router.get("")
 async def list_stations(ctx: Ctx, _: ReadKey) -> list[dict[str, Any]]:
     """Every station with its connectors."""
     stations = await ctx.db.run(lambda store: store.stations_with_connectors())
-    return [live(ctx, station) for station in stations]
+    online = await ctx.csms.registry.versions()
+    return [live(station, online) for station in stations]
 
 
 @router.post("", status_code=201)
@@ -65,7 +67,7 @@ async def update_station(
 @router.delete("/{station_id}", status_code=204)
 async def delete_station(station_id: str, ctx: Ctx, _: AdminKey) -> Response:
     """Forget a station that is not connected; its sessions stay."""
-    if station_id in ctx.csms.registry:
+    if await ctx.csms.registry.version_of(station_id) is not None:
         raise HTTPException(409, f"station {station_id!r} is connected; it cannot be deleted now")
     await ctx.db.run(lambda store: store.delete_station(station_id))
     return Response(status_code=204)
