@@ -373,15 +373,19 @@ async def run_csms(
 
 
 def _credential_reader(database_url: str) -> CredentialReader | None:
-    """A reader of the stations' security profiles (SQLite file or PostgreSQL)."""
+    """A reader of the stations' security profiles (SQLite file or PostgreSQL).
+
+    Fails closed: a server that cannot read credentials does not start, rather than let
+    every station in as profile 0. Only a private in-memory database (tests, demos) has no
+    reader; its stations are all profile 0.
+    """
     target = store_target(database_url)
     if target == ":memory:":
         return None
     try:
         return CredentialReader(target)
-    except (sqlite3.Error, StoreError) as exc:
-        log.warning("cannot read station credentials: every station is profile 0", why=str(exc))
-        return None
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read station credentials: {exc}") from None
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:
