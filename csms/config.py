@@ -32,6 +32,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("ocpp", "tls_port"): "ocpp_tls_port",
     ("ocpp", "handshake_timeout"): "handshake_timeout",
     ("ocpp", "max_connections"): "max_connections",
+    ("ocpp", "max_handshakes"): "max_handshakes",
     ("ocpp", "max_messages_per_second"): "max_messages_per_second",
     ("ocpp", "message_burst"): "message_burst",
     ("security", "tls_cert_file"): "tls_cert_file",
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
     handshake_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
     #: Upgraded OCPP connections served at once; more handshakes get HTTP 503.
     max_connections: int = Field(20_000, ge=1)
+    #: Handshakes in progress at once (not yet counted by `max_connections`); a connection
+    #: beyond them is answered 503 and closed at once, without reading its request.
+    max_handshakes: int = Field(1_000, ge=1)
     #: Each connection's sustained message rate, and the burst it may send above it
     #: (`csms.runtime.rate_limit` says what happens beyond).
     max_messages_per_second: float = Field(100.0, gt=0, allow_inf_nan=False)

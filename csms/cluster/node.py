@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from csms.runtime.registry import (
     CommandTimeout,
     Connection,
     ConnectionRegistry,
+    OnlineStation,
     StationBusy,
     StationOffline,
 )
@@ -50,8 +50,15 @@ class _Presence:
     """A change of this node's stations, for the writer task."""
 
     connection: Connection
-    claimed_at: float
     held: bool
+
+
+@dataclass(frozen=True)
+class _Stamped:
+    """A connection held here whose claim the database has ordered."""
+
+    connection: Connection
+    stamp: int
 
 
 def node_name(settings: Settings) -> str:
@@ -80,8 +87,8 @@ class ClusterNode:
         self.router = Router(settings.database_url, self.pool, self.node_id, self._on_message)
         # Unbounded: registering a connection must not block, and each entry is small.
         self._changes, self._change_inbox = trio.open_memory_channel[_Presence](math.inf)
-        #: When each station held here was claimed (its newest connection's claim).
-        self._claimed_at: dict[str, float] = {}
+        #: The claim of each station's connection here, once the writer has published it.
+        self._stamps: dict[str, _Stamped] = {}
         self._pending: dict[str, ReplySlot[Message]] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -119,72 +126,79 @@ class ClusterNode:
     async def _heartbeat_forever(self) -> None:
         while True:
             await trio.sleep(self.settings.cluster_heartbeat_s)
-            try:
-                rejoined = await trio.to_thread.run_sync(self.directory.heartbeat)
-                dead = await trio.to_thread.run_sync(self.directory.expire_dead)
-            except psycopg.Error as exc:
-                log.error("cluster heartbeat failed", error=str(exc))
-                continue
-            if dead:
-                log.warning("expired dead nodes", nodes=dead)
-            if rejoined:
-                log.warning("this node had expired: publishing its stations again")
-                for connection in self.registry:
-                    self.claimed(connection)
+            await self.beat()
+
+    async def beat(self) -> None:
+        """One heartbeat: record that this node lives, expire dead ones, and publish this
+        node's stations again if it had been expired (its claims keep their order: one
+        overtaken meanwhile closes its own connection)."""
+        try:
+            rejoined = await trio.to_thread.run_sync(self.directory.heartbeat)
+            dead = await trio.to_thread.run_sync(self.directory.expire_dead)
+        except psycopg.Error as exc:
+            log.error("cluster heartbeat failed", error=str(exc))
+            return
+        if dead:
+            log.warning("expired dead nodes", nodes=dead)
+        if rejoined:
+            log.warning("this node had expired: publishing its stations again")
+            for connection in self.registry:
+                self.claimed(connection)
 
     # -- presence ---------------------------------------------------------------------------
 
     def claimed(self, connection: Connection) -> None:
-        # Wall time orders claims across nodes (the newest connection wins).
-        at = time.time()
-        self._claimed_at[connection.station_id] = at
-        self._changes.send_nowait(_Presence(connection, at, held=True))
+        self._changes.send_nowait(_Presence(connection, held=True))
 
     def released(self, connection: Connection) -> None:
-        at = self._claimed_at.pop(connection.station_id, None)
-        if at is not None:
-            self._changes.send_nowait(_Presence(connection, at, held=False))
+        self._changes.send_nowait(_Presence(connection, held=False))
 
     async def _write_presence(self) -> None:
         async for change in self._change_inbox:
-            station_id = change.connection.station_id
+            connection = change.connection
+            station_id = connection.station_id
+            known = self._stamps.get(station_id)
+            # This connection's own earlier claim, if it has one (published again after a
+            # rejoin): it keeps its place in the order, so it cannot overtake a newer one.
+            stamp = known.stamp if known is not None and known.connection is connection else None
             try:
                 if change.held:
                     claim = await trio.to_thread.run_sync(
-                        self.directory.claim,
-                        station_id,
-                        change.connection.version,
-                        change.claimed_at,
+                        self.directory.claim, station_id, connection.version, stamp
                     )
-                    await self._after_claim(change, claim)
-                else:
-                    await trio.to_thread.run_sync(
-                        self.directory.release, station_id, change.claimed_at
-                    )
+                    await self._after_claim(connection, claim)
+                elif stamp is not None:
+                    del self._stamps[station_id]
+                    await trio.to_thread.run_sync(self.directory.release, station_id, stamp)
             except psycopg.Error as exc:
                 log.error("cannot publish a station", station_id=station_id, error=str(exc))
 
-    async def _after_claim(self, change: _Presence, claim: Claim) -> None:
-        station_id = change.connection.station_id
+    async def _after_claim(self, connection: Connection, claim: Claim) -> None:
+        station_id = connection.station_id
         if not claim.applied:
             log.warning("a newer connection holds the station on another node", station=station_id)
-            change.connection.close("replaced")
-        elif claim.previous_node is not None:
+            connection.close("replaced")
+            return
+        self._stamps[station_id] = _Stamped(connection, claim.stamp)
+        if claim.previous_node is not None:
             log.info("took the station over", station_id=station_id, old=claim.previous_node)
             await self.router.send(
-                claim.previous_node,
-                {"t": "close", "station": station_id, "claimed_at": change.claimed_at},
+                claim.previous_node, {"t": "close", "station": station_id, "claim": claim.stamp}
             )
 
     # -- the rest of the cluster ------------------------------------------------------------
 
-    async def versions(self, station_ids: Iterable[str] | None) -> dict[str, str]:
+    async def online(self, station_ids: Iterable[str] | None) -> dict[str, OnlineStation]:
         wanted = None if station_ids is None else list(station_ids)
         holders = await trio.to_thread.run_sync(self.directory.holders, wanted)
         return {
-            station: holder.ocpp_version
+            station: OnlineStation(
+                holder.ocpp_version,
+                holder.node_name,
+                local=holder.node_id == self.node_id,
+                since=holder.claimed_at,
+            )
             for station, holder in holders.items()
-            if holder.node_id != self.node_id
         }
 
     async def send_command(
@@ -223,14 +237,26 @@ class ClusterNode:
             if slot is not None:
                 slot.set(message)
         elif kind == "close":
-            self._close_stale(str(message["station"]), float(message["claimed_at"]))
+            try:
+                station_id, newer_claim = str(message["station"]), int(message["claim"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("malformed close message", message=str(message)[:200])
+                return
+            self._close_stale(station_id, newer_claim)
         else:
             log.warning("unknown cluster message", kind=kind)
 
-    def _close_stale(self, station_id: str, newer_claim: float) -> None:
+    def _close_stale(self, station_id: str, newer_claim: int) -> None:
         connection = self.registry.get(station_id)
-        at = self._claimed_at.get(station_id)
-        if connection is not None and at is not None and at <= newer_claim:
+        known = self._stamps.get(station_id)
+        # A connection whose claim is still unpublished is newer than `newer_claim`: once
+        # published it takes the station back (and tells the other node).
+        if (
+            connection is not None
+            and known is not None
+            and known.connection is connection
+            and known.stamp < newer_claim
+        ):
             log.info("station taken over by another node: closing", station_id=station_id)
             connection.close("replaced")
 

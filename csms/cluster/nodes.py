@@ -4,8 +4,8 @@ expiry of dead nodes.
 A node is one `csms serve` process. It heartbeats `cluster_nodes.heartbeat_at`; a node whose
 heartbeat is older than the TTL is dead: its stations no longer count as held, and the next
 live node's heartbeat deletes it (its stations go with it, by cascade). Every method is
-blocking (psycopg) and runs on a worker thread; ages are measured on the database's clock,
-so the nodes' clocks need not agree.
+blocking (psycopg) and runs on a worker thread. Ages are measured on the database's clock and
+claims are ordered by a database sequence, so the nodes' clocks need not agree.
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg_pool import ConnectionPool
 
 #: Message bodies nobody fetched within this time are dropped (their requester gave up).
 MESSAGE_RETENTION_S = 600.0
+
+
+#: The advisory lock class under which claims of one station are serialized (with the station
+#: id's hash as the second key: a key space apart from the duties' single 64-bit keys).
+CLAIM_LOCK_CLASS = 0x6373_6D73
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,10 @@ class Holder:
 
     node_id: str
     ocpp_version: str
+    #: The node's name (host:pid), for operators.
+    node_name: str = ""
+    #: When the database recorded the claim (its clock, not the node's).
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class Claim:
     applied: bool
     #: The node that held it before, if another one.
     previous_node: str | None
+    #: The claim's place in the database's order of claims (greater: newer).
+    stamp: int
 
 
 class NodeDirectory:
@@ -80,40 +92,53 @@ class NodeDirectory:
         with self.pool.connection() as conn:
             conn.execute("DELETE FROM cluster_nodes WHERE node_id = %s", (self.node_id,))
 
-    def claim(self, station_id: str, ocpp_version: str, claimed_at: float) -> Claim:
-        """Make this node the station's holder, unless a newer claim holds it."""
+    def claim(self, station_id: str, ocpp_version: str, stamp: int | None) -> Claim:
+        """Make this node the station's holder, unless a newer claim holds it.
+
+        A connection's first claim (`stamp` None) takes the next number of the database's
+        sequence, so it is newer than every claim before it whatever the nodes' clocks say;
+        publishing the same connection again passes the stamp it got then.
+        """
         with self.pool.connection() as conn, conn.transaction():
+            # Serializes claims of the station: the stamp is then drawn after the previous
+            # holder is known, and a row inserted meanwhile by another node cannot be missed.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CLAIM_LOCK_CLASS, station_id)
+            )
             before = conn.execute(
-                "SELECT node_id FROM cluster_stations WHERE station_id = %s FOR UPDATE",
-                (station_id,),
+                "SELECT node_id FROM cluster_stations WHERE station_id = %s", (station_id,)
             ).fetchone()
+            if stamp is None:
+                drawn = conn.execute("SELECT nextval('cluster_claims')").fetchone()
+                assert drawn is not None
+                stamp = int(drawn[0])
             row = conn.execute(
                 """
-                INSERT INTO cluster_stations (station_id, node_id, ocpp_version, claimed_at)
+                INSERT INTO cluster_stations (station_id, node_id, ocpp_version, claim)
                 VALUES (%s, %s, %s, %s)
                 ON CONFLICT (station_id) DO UPDATE
                 SET node_id = EXCLUDED.node_id, ocpp_version = EXCLUDED.ocpp_version,
-                    claimed_at = EXCLUDED.claimed_at
-                WHERE cluster_stations.claimed_at <= EXCLUDED.claimed_at
+                    claim = EXCLUDED.claim,
+                    claimed_at = CASE WHEN cluster_stations.claim = EXCLUDED.claim
+                        THEN cluster_stations.claimed_at ELSE clock_timestamp() END
+                WHERE cluster_stations.claim <= EXCLUDED.claim
                     OR cluster_stations.node_id NOT IN (
                         SELECT node_id FROM cluster_nodes
                         WHERE heartbeat_at >= now() - make_interval(secs => %s))
                 RETURNING node_id
                 """,
-                (station_id, self.node_id, ocpp_version, claimed_at, self.ttl_s),
+                (station_id, self.node_id, ocpp_version, stamp, self.ttl_s),
             ).fetchone()
         previous = str(before[0]) if before is not None else None
-        return Claim(row is not None, previous if previous != self.node_id else None)
+        return Claim(row is not None, previous if previous != self.node_id else None, stamp)
 
-    def release(self, station_id: str, claimed_at: float) -> None:
+    def release(self, station_id: str, stamp: int) -> None:
         """Forget this node's claim on the station (only that claim: not a newer one)."""
         with self.pool.connection() as conn:
             conn.execute(
-                """
-                DELETE FROM cluster_stations
-                WHERE station_id = %s AND node_id = %s AND claimed_at = %s
-                """,
-                (station_id, self.node_id, claimed_at),
+                "DELETE FROM cluster_stations"
+                " WHERE station_id = %s AND node_id = %s AND claim = %s",
+                (station_id, self.node_id, stamp),
             )
 
     def holder(self, station_id: str) -> Holder | None:
@@ -124,7 +149,7 @@ class NodeDirectory:
     def holders(self, station_ids: Iterable[str] | None = None) -> dict[str, Holder]:
         """The live holders of these stations (None: of every held station)."""
         query = """
-            SELECT s.station_id, s.node_id, s.ocpp_version
+            SELECT s.station_id, s.node_id, s.ocpp_version, n.name, s.claimed_at
             FROM cluster_stations s JOIN cluster_nodes n USING (node_id)
             WHERE n.heartbeat_at >= now() - make_interval(secs => %s)
         """
@@ -134,4 +159,4 @@ class NodeDirectory:
             params = (self.ttl_s, list(station_ids))
         with self.pool.connection() as conn:
             rows = conn.execute(query, params).fetchall()
-        return {str(r[0]): Holder(str(r[1]), str(r[2])) for r in rows}
+        return {str(r[0]): Holder(str(r[1]), str(r[2]), str(r[3]), r[4]) for r in rows}

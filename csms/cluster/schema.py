@@ -1,5 +1,6 @@
 """The cluster's own tables (PostgreSQL only): nodes with their heartbeats, which node holds
-which station, and the bodies of messages too big for a NOTIFY payload.
+which station (with the claim's place in the database's order of claims), and the bodies of
+messages too big for a NOTIFY payload.
 
 They are created here, not by the ledger's migrations, because SQLite runs those too and has no
 use for them. Every statement is idempotent and runs under an advisory lock, so nodes starting
@@ -23,13 +24,31 @@ _TABLES = (
         heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
     )
     """,
+    # Claims are ordered by this one sequence, not by the claiming nodes' clocks.
+    "CREATE SEQUENCE IF NOT EXISTS cluster_claims",
     """
     CREATE TABLE IF NOT EXISTS cluster_stations (
         station_id TEXT PRIMARY KEY,
         node_id TEXT NOT NULL REFERENCES cluster_nodes (node_id) ON DELETE CASCADE,
         ocpp_version TEXT NOT NULL,
-        claimed_at DOUBLE PRECISION NOT NULL
+        claim BIGINT NOT NULL,
+        claimed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
     )
+    """,
+    # Tables of the version that ordered claims by the nodes' wall clocks (seconds as a float):
+    # their rows only say who holds what now, so any new claim may replace them.
+    "ALTER TABLE cluster_stations ADD COLUMN IF NOT EXISTS claim BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE cluster_stations ALTER COLUMN claim DROP DEFAULT",
+    """
+    DO $$ BEGIN
+        IF (SELECT data_type FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = 'cluster_stations'
+                AND column_name = 'claimed_at') = 'double precision' THEN
+            ALTER TABLE cluster_stations DROP COLUMN claimed_at;
+            ALTER TABLE cluster_stations
+                ADD COLUMN claimed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp();
+        END IF;
+    END $$
     """,
     "CREATE INDEX IF NOT EXISTS cluster_stations_node ON cluster_stations (node_id)",
     """

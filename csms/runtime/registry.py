@@ -5,13 +5,15 @@ go into the holding actor's bounded mailbox and wait for the charger's answer.
 
 On its own the registry knows this process's connections only. In a cluster (several processes
 on one PostgreSQL) a `RemoteStations` is attached: it hears of every connection registered and
-unregistered here, and answers for the stations other nodes hold.
+unregistered here, and answers for the stations other nodes hold. `online` is the cluster-wide
+view: every station some live node holds, with that node's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -49,6 +51,19 @@ class Command:
     slot: ReplySlot[dict[str, Any]] = field(default_factory=ReplySlot)
 
 
+@dataclass(frozen=True, slots=True)
+class OnlineStation:
+    """A station some node holds a connection of."""
+
+    ocpp_version: str
+    #: The holding node's name (None: this process is the whole CSMS).
+    node: str | None = None
+    #: Held by this process (its connection is in this registry).
+    local: bool = True
+    #: When the holding node's claim was recorded (on the cluster's database clock).
+    since: datetime | None = None
+
+
 class Connection(Protocol):
     """What the registry needs of a connection actor."""
 
@@ -71,14 +86,18 @@ class Connection(Protocol):
 class RemoteStations(Protocol):
     """The stations held by other nodes of a cluster, and how this node's are published."""
 
+    #: This node's name in the cluster.
+    name: str
+
     def claimed(self, connection: Connection) -> None:
         """`connection` is now this node's for its station (publish it; take it over)."""
 
     def released(self, connection: Connection) -> None:
         """`connection` no longer holds its station here."""
 
-    async def versions(self, station_ids: Iterable[str] | None) -> dict[str, str]:
-        """The OCPP version of each of these stations another live node holds (None: all)."""
+    async def online(self, station_ids: Iterable[str] | None) -> dict[str, OnlineStation]:
+        """Each of these stations some live node holds (None: all of them), as published;
+        those held here are `local`."""
 
     async def send_command(
         self, station_id: str, action: str, payload: dict[str, Any]
@@ -132,17 +151,27 @@ class ConnectionRegistry:
             return True
         return False
 
+    async def online(self, station_ids: Iterable[str] | None = None) -> dict[str, OnlineStation]:
+        """Each of these stations that is online here or on another node of the cluster
+        (None: every online station). This process's own connections are always included
+        as they are now, even before their claims are published."""
+        wanted = None if station_ids is None else list(station_ids)
+        found = await self.remote.online(wanted) if self.remote is not None else {}
+        node = self.remote.name if self.remote is not None else None
+        for station_id in self._connections if wanted is None else wanted:
+            connection = self._connections.get(station_id)
+            if connection is None:
+                continue
+            published = found.get(station_id)
+            since = published.since if published is not None and published.local else None
+            found[station_id] = OnlineStation(connection.version, node, True, since)
+        return found
+
     async def versions(self, station_ids: Iterable[str] | None = None) -> dict[str, str]:
         """The OCPP version of each of these stations that is online here or on another node
         of the cluster (None: of every online station)."""
-        wanted = None if station_ids is None else list(station_ids)
-        found = await self.remote.versions(wanted) if self.remote is not None else {}
-        local = self._connections if wanted is None else wanted
-        for station_id in local:
-            connection = self._connections.get(station_id)
-            if connection is not None:
-                found[station_id] = connection.version
-        return found
+        online = await self.online(station_ids)
+        return {station_id: station.ocpp_version for station_id, station in online.items()}
 
     async def version_of(self, station_id: str) -> str | None:
         """The OCPP version of the station if some node holds it, else None."""

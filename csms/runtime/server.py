@@ -7,11 +7,15 @@ Authentication (`csms.runtime.security`) is decided in the handshake, before any
 a failure is a 401 and nothing else; repeated failures per id or address get 429.
 Beyond `max_connections` upgraded connections a new handshake gets 503 (a station replacing
 its own live connection is still let in: the count does not grow); the whole handshake, TLS
-included, must be done within `handshake_timeout`.
+included, must be done within `handshake_timeout`. Handshakes in progress are capped apart
+(`max_handshakes`): beyond it a new TCP connection gets a canned 503 written without reading
+its request (over TLS, just a close), so a flood of slow handshakes is bounded by the cap,
+not by the timeout alone, and connected chargers do not notice it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import threading
@@ -49,6 +53,18 @@ if TYPE_CHECKING:
     from csms.cluster.node import ClusterNode
 
 log = structlog.get_logger("csms.server")
+
+_BUSY_REASON = b"the server has too many handshakes in progress; try again later"
+#: The refusal beyond `max_handshakes`: fixed bytes, so nothing is parsed to write it.
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_BUSY_REASON)).encode() + b"\r\n"
+    b"Retry-After: 1\r\n"
+    b"Connection: close\r\n\r\n" + _BUSY_REASON
+)
+#: How long writing that refusal may take (a fresh socket's buffer takes it at once).
+BUSY_WRITE_S = 1.0
 
 
 def station_id_from_path(path: str) -> str:
@@ -89,6 +105,11 @@ class Csms:
         settings = self.settings
         #: Handshakes accepted and not yet ended (the `max_connections` count).
         self.open_connections = 0
+        #: TCP (or in-memory) connections whose handshake is not yet decided.
+        self.handshakes = 0
+        #: Connections refused at the `max_handshakes` cap (a log line per burst, not each).
+        self.refused_handshakes = 0
+        self._refusing = False
         self._failures_by_id = FailureLimiter(
             settings.auth_max_failures_per_station, settings.auth_failure_window, trio.current_time
         )
@@ -184,19 +205,49 @@ class Csms:
         if not remote and isinstance(socket_stream, trio.SocketStream):
             host, port = socket_stream.socket.getpeername()[:2]
             remote = f"{host}:{port}"
+        if self.handshakes >= settings.max_handshakes:
+            await self._refuse_busy(stream, socket_stream, remote)
+            return
         ws = ServerWebSocket(stream, max_message_size=settings.max_message_size)
         try:
-            await self._serve_websocket(ws, stream, transport, remote)
+            self.handshakes += 1
+            try:
+                handshake = await self._handshake(ws, stream, transport, remote)
+            finally:
+                self.handshakes -= 1
+                if self._refusing and self.handshakes < settings.max_handshakes:
+                    self._refusing = False
+            if handshake is not None and ws.subprotocol is not None:
+                await self._serve_charger(ws, handshake, ws.subprotocol, remote)
         finally:
             if ws.subprotocol is not None:  # `_decide` counted it
                 self.open_connections -= 1
 
-    async def _serve_websocket(
-        self, ws: ServerWebSocket, stream: trio.abc.Stream, transport: Transport, remote: str
+    async def _refuse_busy(
+        self, stream: trio.abc.Stream, socket_stream: trio.abc.Stream, remote: str
     ) -> None:
-        settings = self.settings
+        self.refused_handshakes += 1
+        if not self._refusing:
+            self._refusing = True
+            log.warning(
+                "too many handshakes in progress: refusing new connections",
+                limit=self.settings.max_handshakes,
+                remote=remote,
+            )
+        # Over TLS an HTTP answer would need a TLS handshake first: the socket is just closed.
+        if not isinstance(stream, trio.SSLStream):
+            with trio.move_on_after(BUSY_WRITE_S):
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await socket_stream.send_all(BUSY_RESPONSE)
+        await trio.aclose_forcefully(socket_stream)
+
+    async def _handshake(
+        self, ws: ServerWebSocket, stream: trio.abc.Stream, transport: Transport, remote: str
+    ) -> Handshake | None:
+        """The TLS and WebSocket handshakes, within `handshake_timeout`; the accepted request,
+        or None (refused, timed out, or the client went away: then the stream is closed)."""
         handshake = None
-        with trio.move_on_after(settings.handshake_timeout):
+        with trio.move_on_after(self.settings.handshake_timeout):
             if isinstance(stream, trio.SSLStream):
                 try:
                     await stream.do_handshake()
@@ -204,7 +255,7 @@ class Csms:
                     # Includes a client certificate that does not chain to the CA.
                     log.info("TLS handshake failed", remote=remote, why=str(exc.__cause__ or exc))
                     await trio.aclose_forcefully(stream)
-                    return
+                    return None
                 transport = Transport(tls=True, peer_cert=stream.getpeercert() or None)
             handshake = await ws.handshake(partial(self._decide, transport, remote))
         if handshake is None or ws.subprotocol is None:
@@ -217,14 +268,19 @@ class Csms:
                     remote=remote,
                     path=(handshake.path if handshake else "")[:200],
                 )
-            return
+            return None
+        return handshake
+
+    async def _serve_charger(
+        self, ws: ServerWebSocket, handshake: Handshake, subprotocol: str, remote: str
+    ) -> None:
         connection = ChargerConnection(
             station_id_from_path(handshake.path),
             ws,
-            ws.subprotocol,
+            subprotocol,
             ledger=self.ledger,
             registry=self.registry,
-            settings=settings,
+            settings=self.settings,
             background=self._background(),
             wall_clock=self.wall_clock,
             remote=remote,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,9 @@ from support.server_process import ServerProcess, csms_env, free_port
 from support.settings import make_settings
 
 from csms.api.keys import key_hash, key_label, new_key
+from csms.runtime.connection import WallClock, utc_now
 from csms.runtime.server import Csms, run_csms
+from csms.storage.database import store_target
 from csms.storage.sqlite_api import ApiStore
 
 #: Bounds every wait of these tests (they take well under a second when healthy).
@@ -35,29 +38,43 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
 
 
 @asynccontextmanager
-async def two_nodes(tmp_path: Path) -> AsyncIterator[tuple[Csms, Csms]]:
-    """Nodes A and B (in-process) sharing a fresh PostgreSQL database."""
+async def two_nodes(
+    tmp_path: Path,
+    *,
+    wall_clocks: tuple[WallClock, WallClock] = (utc_now, utc_now),
+    overrides: Mapping[str, object] | None = None,
+) -> AsyncIterator[tuple[Csms, Csms]]:
+    """Nodes A and B (in-process) sharing a fresh PostgreSQL database; each with its own
+    wall clock, both with `overrides` over the default settings."""
     with fresh_database() as url:
         async with trio.open_nursery() as nursery:
             nodes = []
-            for name in ("a", "b"):
+            for name, clock in zip(("a", "b"), wall_clocks, strict=True):
                 (tmp_path / name).mkdir()
-                settings = make_settings(
-                    tmp_path / name,
-                    database_url=url,
-                    cluster_node_name=name,
-                    cluster_heartbeat_s=0.2,
-                    cluster_node_ttl_s=1.0,
-                )
-                nodes.append(await nursery.start(run_csms, settings))
+                values: dict[str, object] = {
+                    "database_url": url,
+                    "cluster_node_name": name,
+                    "cluster_heartbeat_s": 0.2,
+                    "cluster_node_ttl_s": 1.0,
+                }
+                values.update(overrides or {})
+                settings = make_settings(tmp_path / name, **values)
+                nodes.append(await nursery.start(partial(run_csms, settings, wall_clock=clock)))
             yield nodes[0], nodes[1]
             nursery.cancel_scope.cancel()
+
+
+async def held_by(holder: Csms, station_id: str) -> bool:
+    """True when the cluster's directory says `holder` holds the station."""
+    assert holder.cluster is not None
+    holders = await trio.to_thread.run_sync(holder.cluster.directory.holders, [station_id])
+    return station_id in holders and holders[station_id].node_id == holder.cluster.node_id
 
 
 def operator_key(database_url: str) -> dict[str, str]:
     """Headers with a new API key of the operate scope, stored in the database."""
     key = new_key()
-    store = ApiStore(database_url)
+    store = ApiStore(store_target(database_url))
     try:
         store.create_api_key("ops", "operate", key_hash(key), key_label(key), datetime.now(UTC))
     finally:

@@ -139,7 +139,8 @@ async def test_the_stations_of_a_dead_node_expire(tmp_path: Path) -> None:
                     " VALUES ('dead', 'gone:1', 1, now() - interval '1 hour')"
                 )
                 conn.execute(
-                    "INSERT INTO cluster_stations VALUES (%s, 'dead', 'ocpp1.6', 0)",
+                    "INSERT INTO cluster_stations (station_id, node_id, ocpp_version, claim)"
+                    " VALUES (%s, 'dead', 'ocpp1.6', 0)",
                     (station_id,),
                 )
 

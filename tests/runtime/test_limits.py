@@ -79,6 +79,82 @@ async def test_handshakes_beyond_max_connections_get_503(tmp_path: Path) -> None
             assert (await c.boot())[2]["status"] == "Accepted"
 
 
+# -- handshakes in progress ---------------------------------------------------------------
+
+
+async def _until_closed(stream: trio.abc.Stream, timeout: float = 10.0) -> bytes:
+    """Everything the server writes before it closes the stream."""
+    received = b""
+    with trio.fail_after(timeout):
+        while data := await stream.receive_some(4096):
+            received += data
+    return received
+
+
+async def test_connections_beyond_max_handshakes_are_refused_until_one_ends(
+    tmp_path: Path, autojump_clock: Clock
+) -> None:
+    settings = _settings(tmp_path, max_handshakes=3, handshake_timeout=60.0)
+    async with memory_csms(settings) as server:
+        csms = server.csms
+        established = await WsprotoPeer.connect(server)
+        await established.open("CP-OLD")
+        await established.call("BootNotification", BOOT)
+        # Clients that connect and never send their request: each holds a handshake.
+        silent = []
+        for _ in range(settings.max_handshakes):
+            client, server_stream = trio.testing.memory_stream_pair()
+            await server.serve(server_stream)
+            silent.append(client)
+        await wait_until(lambda: csms.handshakes == settings.max_handshakes)
+
+        client, server_stream = trio.testing.memory_stream_pair()
+        await server.serve(server_stream)
+        refusal = await _until_closed(client)
+
+        assert refusal.startswith(b"HTTP/1.1 503 ")
+        assert refusal.endswith(b"too many handshakes in progress; try again later")
+        assert csms.refused_handshakes == 1
+        assert csms.handshakes == settings.max_handshakes
+        # The charger already in does not notice.
+        assert (await established.call("Heartbeat", {}))[0] == 3
+
+        await silent.pop().aclose()  # one gives up: its place is free at once
+        await wait_until(lambda: csms.handshakes == settings.max_handshakes - 1)
+        newcomer = await WsprotoPeer.connect(server)
+        await newcomer.open("CP-NEW")
+        assert (await newcomer.call("BootNotification", BOOT))[2]["status"] == "Accepted"
+
+        # The others are cut at the handshake timeout, which frees their places too.
+        for stalled in silent:
+            assert await _until_closed(stalled, 2 * settings.handshake_timeout) == b""
+        await wait_until(lambda: csms.handshakes == 0)
+        assert csms.refused_handshakes == 1
+        assert "CP-OLD" in server.registry and "CP-NEW" in server.registry
+
+
+async def test_the_handshake_cap_holds_over_loopback(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, max_handshakes=2)
+    async with running_csms(settings) as csms, connect_raw(csms.ocpp_port, "CP-OLD") as old:
+        assert (await old.boot())[2]["status"] == "Accepted"
+        silent = [await trio.open_tcp_stream("127.0.0.1", csms.ocpp_port) for _ in range(2)]
+        await wait_until(lambda: csms.handshakes == 2)
+
+        refused = await trio.open_tcp_stream("127.0.0.1", csms.ocpp_port)
+        refusal = await _until_closed(refused)
+        await refused.aclose()
+
+        assert refusal.startswith(b"HTTP/1.1 503 ")
+        assert b"too many handshakes" in refusal
+        assert (await old.call("Heartbeat", {}))[0] == 3
+        for stream in silent:
+            await stream.aclose()
+        await wait_until(lambda: csms.handshakes == 0)
+        async with connect_raw(csms.ocpp_port, "CP-NEW") as new:
+            assert (await new.boot())[2]["status"] == "Accepted"
+        assert csms.refused_handshakes == 1
+
+
 # -- the message rate ----------------------------------------------------------------------
 
 
@@ -321,6 +397,10 @@ async def test_a_peer_that_stops_reading_blocks_nobody_and_is_closed_by_ping(
         ("message_burst = 0", "message_burst"),
         ("message_burst = 1.5", "message_burst"),
         ("handshake_timeout = -1", "handshake_timeout"),
+        ("max_handshakes = 0", "max_handshakes"),
+        ("max_handshakes = -3", "max_handshakes"),
+        ('max_handshakes = "lots"', "max_handshakes"),
+        ("max_handshakes = 2.5", "max_handshakes"),
     ],
 )
 def test_bad_limits_are_refused_naming_the_setting(tmp_path: Path, toml: str, named: str) -> None:
@@ -334,9 +414,11 @@ def test_limits_are_read_from_the_ocpp_section(tmp_path: Path) -> None:
     config = tmp_path / "csms.toml"
     config.write_text(
         "[ocpp]\nmax_connections = 50\nmax_messages_per_second = 2.5\nmessage_burst = 7\n"
-        "handshake_timeout = 3\n"
+        "handshake_timeout = 3\nmax_handshakes = 40\n"
     )
     settings = load_settings(config)
+    assert settings.max_handshakes == 40
+    assert Settings.model_fields["max_handshakes"].default == 1000
     assert settings.max_connections == 50
     assert settings.max_messages_per_second == 2.5
     assert settings.message_burst == 7

@@ -1,9 +1,14 @@
-"""The live event stream (Server-Sent Events) and the Prometheus `/metrics` page."""
+"""The live views: the chargers connected now (`/api/live`, cluster-wide), the event stream
+(Server-Sent Events) and the Prometheus `/metrics` page.
+
+Events and `/metrics` are this process's own (each node is scraped and streams on its own);
+`/api/live` lists every charger any live node holds.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import trio
@@ -80,6 +85,25 @@ async def events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get("/api/live")
+async def live_connections(ctx: Ctx, _: ReadKey) -> list[dict[str, Any]]:
+    """Every charger connected now, to this node or any live node of the cluster: its id,
+    OCPP version, the holding node's name (null when the CSMS is one process), whether it is
+    this node's (`local`), and when the holding node's claim was recorded (`since`, cluster
+    only). Sorted by station id."""
+    online = await ctx.csms.registry.online()
+    return [
+        {
+            "station_id": station_id,
+            "ocpp_version": station.ocpp_version,
+            "node": station.node,
+            "local": station.local,
+            "since": station.since.isoformat() if station.since is not None else None,
+        }
+        for station_id, station in sorted(online.items())
+    ]
 
 
 @router.get("/metrics", include_in_schema=True, response_class=Response)

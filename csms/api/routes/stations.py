@@ -1,6 +1,6 @@
 """Stations: create, read, update, delete; each with its connectors' live status, whether it
-is connected (and over which OCPP version), its last heartbeat, boot data, firmware and
-security profile."""
+is connected (over which OCPP version, and in a cluster to which node), its last heartbeat,
+boot data, firmware and security profile."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from fastapi import APIRouter, HTTPException, Response
 
 from csms.api.context import AdminKey, ApiContext, Ctx, ReadKey
 from csms.api.models import StationCreate, StationUpdate
+from csms.runtime.registry import OnlineStation
 
 router = APIRouter(prefix="/api/stations", tags=["stations"])
 
 
-def live(station: dict[str, Any], online: dict[str, str]) -> dict[str, Any]:
+def live(station: dict[str, Any], online: dict[str, OnlineStation]) -> dict[str, Any]:
     """A stored station with what only the running servers know: whether some node holds
-    it (`online`: station id -> OCPP version of the online ones)."""
-    version = online.get(station["id"])
-    station["online"] = version is not None
-    station["ocpp_version"] = version
+    it, over which OCPP version, and which node (null when the CSMS is one process)."""
+    held = online.get(station["id"])
+    station["online"] = held is not None
+    station["ocpp_version"] = held.ocpp_version if held is not None else None
+    station["node"] = held.node if held is not None else None
     station["registered"] = bool(station["registered"])
     return station
 
@@ -28,14 +30,14 @@ async def station_or_404(ctx: ApiContext, station_id: str) -> dict[str, Any]:
     station = await ctx.db.run(lambda store: store.get_station(station_id))
     if station is None:
         raise HTTPException(404, f"no station {station_id!r}")
-    return live(station, await ctx.csms.registry.versions([station_id]))
+    return live(station, await ctx.csms.registry.online([station_id]))
 
 
 @router.get("")
 async def list_stations(ctx: Ctx, _: ReadKey) -> list[dict[str, Any]]:
     """Every station with its connectors."""
     stations = await ctx.db.run(lambda store: store.stations_with_connectors())
-    online = await ctx.csms.registry.versions()
+    online = await ctx.csms.registry.online()
     return [live(station, online) for station in stations]
 
 
