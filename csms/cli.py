@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Annotated
 import orjson
 import trio
 import typer
+from rich.console import Console
+from rich.progress import Progress
 
 from csms.cli_analytics import register as register_analytics
 from csms.cli_api import register as register_api
@@ -34,7 +37,12 @@ from csms.cli_common import (
 )
 from csms.cli_runner import new_app, only_os_error, run_app
 from csms.config import ConfigError
-from csms.domain.credentials import BadPassword, generate_password, hash_password
+from csms.domain.credentials import (
+    BadPassword,
+    generate_password,
+    hash_password,
+    validate_password,
+)
 from csms.domain.identity import BadStationId, validate_station_id
 from csms.logs import configure_logging
 from csms.storage.base import StoreError
@@ -267,23 +275,83 @@ def stations_set_password(
 
 
 @stations_app.command("import")
-def stations_import(file: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
-    """Register stations from a CSV file with a header `id[,security_profile]`."""
+def stations_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CSMS_IMPORT_PASSWORD",
+            help="The password of every profile 1/2 row without one of its own (16-40 chars).",
+        ),
+    ] = None,
+) -> None:
+    """Register stations from a CSV file with a header `id[,security_profile][,password]`.
+
+    Profile 1 and 2 stations log in with a password: their row's, or `--password` for all
+    those without one (hashed once: thousands of stations register in a moment); one with
+    neither can log in once `stations set-password` gave it one. Only hashes are stored, and
+    passwords are never printed. Stations already registered are left as they are.
+    """
     rows = _read_csv(file, required={"id"})
-    stations: list[tuple[str, int]] = []
+    if password is not None:
+        try:
+            validate_password(password)
+        except BadPassword as exc:
+            raise CliError(f"--password: {exc}") from None
+    stations: list[tuple[str, int, str | None]] = []
     for line, row in rows:
         try:
             profile = int(row.get("security_profile") or 0)
             if not 0 <= profile <= 3:
                 raise ValueError
-            stations.append((validate_station_id(row["id"]), profile))
+            station_id = validate_station_id(row["id"])
         except BadStationId as exc:
             raise CliError(f"{file}:{line}: {exc}") from None
         except ValueError:
             raise CliError(f"{file}:{line}: security_profile must be 0-3") from None
+        own = row.get("password") or None
+        if own is not None and profile not in (1, 2):
+            raise CliError(f"{file}:{line}: a password is for security profiles 1 and 2")
+        chosen = (own or password) if profile in (1, 2) else None
+        if chosen is not None:
+            try:
+                validate_password(chosen)
+            except BadPassword as exc:
+                raise CliError(f"{file}:{line}: {exc}") from None
+        stations.append((station_id, profile, chosen))
+    hashes = _hash_all({chosen for _, _, chosen in stations if chosen is not None})
+    groups: dict[str | None, list[tuple[str, int]]] = {}
+    for station_id, profile, chosen in stations:
+        key = hashes[chosen] if chosen is not None else None
+        groups.setdefault(key, []).append((station_id, profile))
     with open_cli_store() as store:
-        added = store.add_stations(stations)
+        added = sum(store.add_stations(group, hashed) for hashed, group in groups.items())
     typer.echo(f"{added} stations registered, {len(rows) - added} already known")
+    without = sum(1 for _, profile, chosen in stations if profile in (1, 2) and chosen is None)
+    if without:
+        typer.echo(
+            f"note: {without} profile 1/2 stations have no password and cannot log in until "
+            "`csms stations set-password ID` gives them one",
+            err=True,
+        )
+
+
+def _hash_all(passwords: set[str]) -> dict[str, str]:
+    """Each distinct password's hash, on every core (scrypt lets go of the GIL); a progress
+    bar when there are many (each costs tens of milliseconds)."""
+    with (
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+        Progress(
+            console=Console(stderr=True), transient=True, disable=len(passwords) < 100
+        ) as progress,
+    ):
+        ordered = sorted(passwords)
+        task = progress.add_task("hashing passwords", total=len(ordered))
+        hashes: dict[str, str] = {}
+        for plain, hashed in zip(ordered, pool.map(hash_password, ordered), strict=True):
+            hashes[plain] = hashed
+            progress.advance(task)
+    return hashes
 
 
 @stations_app.command("list")

@@ -10,7 +10,10 @@ them: `python -m loadtest.locust_fleet stations ...`) and know the id tag pool
 (`python -m loadtest.locust_fleet tokens ... > tokens.csv && csms tokens import tokens.csv`).
 
 Stations of security profile 1 or 2 (one password for all of them): add
-`--ocpp-password PW`, and for a wss:// host `--ocpp-ca-file CA.pem`.
+`--ocpp-password PW`, and for a wss:// host `--ocpp-ca-file CA.pem`. Profile 3: a client
+certificate per charger, `--ocpp-cert-dir DIR` (`ID.pem`, `ID.key`), or one for the whole
+process, `--ocpp-client-cert C.pem --ocpp-client-key K.pem` (its CN is one charger's id:
+one user per process).
 """
 
 from loadtest.ocpp_user import OcppChargerUser

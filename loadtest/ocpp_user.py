@@ -11,7 +11,11 @@ all users are spawned, so that a run measures the fleet, not its boot storm.
 
 Security profiles 1 and 2: `--ocpp-password PW` sends HTTP Basic credentials (the charge
 point id and PW: register the stations with one shared password) and a `wss://` host is
-trusted through `--ocpp-ca-file CA.pem` (the system's CAs without it).
+trusted through `--ocpp-ca-file CA.pem` (the system's CAs without it). Profile 3:
+`--ocpp-client-cert C.pem --ocpp-client-key K.pem` is one client certificate for every user
+of the process (its CN names one charge point, so it suits a run of one user per process,
+e.g. `-u 1` per worker with `--ocpp-id-prefix`); `--ocpp-cert-dir DIR` gives each user its
+own, `DIR/ID.pem` and `DIR/ID.key`, for a fleet.
 
 What the charger sends and when is `loadtest.locust_charger` (1.6) and `loadtest.locust_v201`;
 the socket is `loadtest.locust_link`. While a user waits between tasks it keeps reading its
@@ -30,6 +34,7 @@ import time
 import zlib
 from base64 import b64encode
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -87,6 +92,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add("--ocpp-connect-timeout", type=float, default=10.0, help="seconds to open a connection")
     add("--ocpp-password", default="", help="HTTP Basic password of every charger (profiles 1-2)")
     add("--ocpp-ca-file", default="", help="wss://: the CA certificate (PEM) to trust")
+    add("--ocpp-client-cert", default="", help="wss://: one client certificate (PEM), profile 3")
+    add("--ocpp-client-key", default="", help="wss://: the client certificate's key (PEM)")
+    add("--ocpp-cert-dir", default="", help="wss://: per-charger certificates ID.pem and ID.key")
     add(
         "--ocpp-settle",
         type=float,
@@ -130,6 +138,17 @@ class UserSettings:
     password: str | None = None
     #: The CA a wss:// CSMS is trusted through; None: the system's CAs.
     ca_file: str | None = None
+    #: One client certificate and its key for every user (profile 3).
+    client_cert: str | None = None
+    client_key: str | None = None
+    #: A client certificate per user: `ID.pem` and `ID.key` (profile 3).
+    cert_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("--ocpp-client-cert and --ocpp-client-key go together")
+        if self.client_cert is not None and self.cert_dir is not None:
+            raise ValueError("--ocpp-client-cert and --ocpp-cert-dir exclude each other")
 
     @classmethod
     def from_options(cls, options: Any) -> UserSettings:
@@ -153,6 +172,9 @@ class UserSettings:
             connect_timeout=options.ocpp_connect_timeout,
             password=getattr(options, "ocpp_password", "") or None,
             ca_file=getattr(options, "ocpp_ca_file", "") or None,
+            client_cert=getattr(options, "ocpp_client_cert", "") or None,
+            client_key=getattr(options, "ocpp_client_key", "") or None,
+            cert_dir=getattr(options, "ocpp_cert_dir", "") or None,
         )
 
     def headers(self, charge_point_id_: str) -> list[tuple[str, str]]:
@@ -162,11 +184,22 @@ class UserSettings:
         token = b64encode(f"{charge_point_id_}:{self.password}".encode()).decode()
         return [("Authorization", f"Basic {token}")]
 
-    def ssl_context(self, url: str) -> ssl.SSLContext | None:
-        """For a wss:// URL with a CA file, the context trusting it (shared by all users)."""
-        if not url.startswith("wss://") or self.ca_file is None:
+    def ssl_context(self, url: str, charge_point_id_: str) -> ssl.SSLContext | None:
+        """For a wss:// URL, the context trusting the CA file and presenting the client
+        certificate, if any (built once, shared by the users with the same certificate);
+        None for the defaults."""
+        if not url.startswith("wss://"):
             return None
-        return _client_context(self.ca_file)
+        cert, key = self.client_cert, self.client_key
+        if self.cert_dir is not None:
+            folder = Path(self.cert_dir)
+            cert, key = (
+                str(folder / f"{charge_point_id_}.pem"),
+                str(folder / f"{charge_point_id_}.key"),
+            )
+        if self.ca_file is None and cert is None:
+            return None
+        return _client_context(self.ca_file, cert, key)
 
     @property
     def subprotocol(self) -> str:
@@ -185,9 +218,11 @@ class UserSettings:
 
 
 @functools.cache
-def _client_context(ca_file: str) -> ssl.SSLContext:
+def _client_context(ca_file: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        context.load_cert_chain(cert, key)
     return context
 
 
@@ -277,6 +312,10 @@ class OcppChargerUser(User):
         self.charger.reconnect_requested = False
         started = time.perf_counter()
         try:
+            try:
+                context = self.settings.ssl_context(self.url, self.charge_point_id)
+            except (OSError, ssl.SSLError) as exc:  # a missing or broken certificate file
+                raise ConnectFailed(f"TLS client settings: {exc}") from None
             self.link = OcppLink.open(
                 self.url,
                 self.settings.subprotocol,
@@ -284,7 +323,7 @@ class OcppChargerUser(User):
                 self.settings.connect_timeout,
                 self.settings.call_timeout,
                 headers=self.settings.headers(self.charge_point_id),
-                ssl_context=self.settings.ssl_context(self.url),
+                ssl_context=context,
             )
         except ConnectFailed as exc:
             elapsed = (time.perf_counter() - started) * 1000.0

@@ -17,6 +17,8 @@ ends (the CSMS closed it, a fault dropped it, a reset) it waits `reconnect_delay
 connects again, and boots on every new connection. So the fleet layer's hook for
 reconnecting is the `Connector` itself, plus `on_reboot`, awaited after each reboot before
 the charger reconnects. While disconnected, transaction messages queue in order (`link`).
+A new password from the CSMS (`take_password`) goes to the connector, if it keeps one
+(`transport.PasswordKeeper`), and the charger reconnects with it at once.
 
 Time: `trio.current_time()` for durations (MockClock works); wall-clock timestamps from the
 injected `clock` plus the clock-skew fault; randomness from the injected generator.
@@ -50,7 +52,7 @@ from simulator.records import MessageRecord, Refusal, SessionRecord
 from simulator.sessions import PlugResult, SessionFlows
 from simulator.smart_charging import SmartCharging
 from simulator.timers import Clockwork, TimerKey, Timers
-from simulator.transport import Connector, TransportClosed
+from simulator.transport import Connector, PasswordKeeper, TransportClosed
 from simulator.v201_commands import V201Commands
 
 __all__ = [
@@ -131,6 +133,7 @@ class VirtualChargePoint:
         "_nursery",
         "_offline_until",
         "_reboot_reason",
+        "_reconnect_now",
         "boots",
         "clock_skew_s",
         "commands",
@@ -146,6 +149,7 @@ class VirtualChargePoint:
         "local_auth",
         "metering",
         "on_reboot",
+        "passwords_taken",
         "reboots",
         "refusals",
         "registration_status",
@@ -212,6 +216,8 @@ class VirtualChargePoint:
         self.boots = 0
         self.reboots = 0
         self.connections = 0
+        #: New passwords taken from the CSMS (password rotation).
+        self.passwords_taken = 0
         self.sessions: list[SessionRecord] = []
         self.refusals: list[Refusal] = []
         self._changed = trio.Event()
@@ -221,6 +227,7 @@ class VirtualChargePoint:
         self._idle_scope: trio.CancelScope | None = None
         self._offline_until = -math.inf
         self._reboot_reason: str | None = None
+        self._reconnect_now = False
         self._last_heartbeat = 0.0
         self.metering = Metering(self)
         self.commands = CommandHandlers(self)
@@ -337,7 +344,9 @@ class VirtualChargePoint:
             if self._reboot_reason is not None:
                 continue
             await self._serve_connection()
-            if self._reboot_reason is None:
+            if self._reconnect_now:
+                self._reconnect_now = False
+            elif self._reboot_reason is None:
                 await self._pause_until(trio.current_time() + self.timing.reconnect_delay_s)
 
     async def _pause_until(self, deadline: float) -> None:
@@ -431,6 +440,17 @@ class VirtualChargePoint:
         """Close the connection now (the CSMS sees a disconnect); reconnect after the delay."""
         if self._conn_scope is not None:
             self._conn_scope.cancel()
+
+    def take_password(self, password: str) -> None:
+        """The CSMS gave this charger a new Basic-auth password (already validated): log in
+        with it from now on, closing this connection and opening a new one at once, as the
+        security whitepaper has a charge point do."""
+        if isinstance(self._connect, PasswordKeeper):
+            self._connect.change_password(password)
+        self.passwords_taken += 1
+        if self._conn_scope is not None:
+            self._reconnect_now = True
+            self.drop_connection()
 
     def go_offline(self, seconds: float) -> None:
         """Drop the connection and stay offline for `seconds`: transaction messages queue."""

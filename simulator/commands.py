@@ -2,7 +2,8 @@
 
 Each handler takes the (schema-valid) request payload and returns the response payload and,
 when the call sets work in motion, a follow-up that runs after the answer has been sent
-(a remote start, a reset, a triggered message, a file transfer). Handlers do not block:
+(a remote start, a reset, a triggered message, a file transfer, a new password: the
+charger reconnects with it once it has said Accepted). Handlers do not block:
 the charger's reader answers calls in order.
 """
 
@@ -17,7 +18,7 @@ import trio
 from csms.protocol import v16
 from csms.protocol.errors import NotImplementedCall
 from simulator import maintenance
-from simulator.config_store import ConfigurationStatus
+from simulator.config_store import ConfigurationStatus, password_of_key
 from simulator.connectors import ChargeSession, ConnectorState, RemoteStart, Reservation
 from simulator.records import SessionRecord
 from simulator.smart_charging import TX_PROFILE, Electrical, parse_profile
@@ -305,8 +306,17 @@ class CommandHandlers(Dispatcher):
     # -- configuration and local authorization ----------------------------------------------
 
     def change_configuration(self, payload: dict[str, Any]) -> Answer:
-        status: ConfigurationStatus = self.cp.config.change(payload["key"], payload["value"])
+        key, value = payload["key"], payload["value"]
+        status: ConfigurationStatus = self.cp.config.change(key, value)
+        password = password_of_key(value) if key.lower() == "authorizationkey" else None
+        if status is ConfigurationStatus.ACCEPTED and password is not None:
+            return status_answer(status)[0], partial(self.take_password, password)
         return status_answer(status)
+
+    async def take_password(self, password: str) -> None:
+        """After answering: log in with the new password (see `take_password`)."""
+        self.cp.take_password(password)
+        await trio.lowlevel.checkpoint()
 
     def get_configuration(self, payload: dict[str, Any]) -> Answer:
         return self.cp.config.get_configuration(payload.get("key")), None

@@ -4,17 +4,24 @@ read-only flags and defaults, and the ChangeConfiguration / GetConfiguration rul
 Values are kept as the strings OCPP carries and parsed on read. The charger subscribes to
 changes, so that a key changes behaviour at once (a new HeartbeatInterval re-times the next
 heartbeat, a new MeterValueSampleInterval the next sample, and so on).
+
+`AuthorizationKey` (the security whitepaper's Basic-auth password, hex-encoded) is
+write-only: GetConfiguration lists it without its value.
 """
 
 from __future__ import annotations
 
 import functools
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-Kind = Literal["int", "bool", "csl", "str"]
+from csms.domain.credentials import BadPassword
+from csms.domain.password_rotation import check_password
+
+Kind = Literal["int", "bool", "csl", "str", "hexpassword"]
 
 #: Measurands this charger can sample (its meter and the EV's reported state of charge).
 SUPPORTED_MEASURANDS = frozenset(
@@ -46,7 +53,8 @@ class KeySpec:
     """A configuration key: its value type, default and whether it can be changed.
 
     `allowed` limits the items of a comma-separated list; `minimum` an integer;
-    `max_items_key` names the read-only key that bounds a list's length.
+    `max_items_key` names the read-only key that bounds a list's length; a `writeonly` key's
+    value is never read back over OCPP.
     """
 
     name: str
@@ -57,6 +65,7 @@ class KeySpec:
     minimum: int = 0
     allowed: frozenset[str] | None = None
     max_items_key: str | None = None
+    writeonly: bool = False
 
 
 def _measurand_list(name: str, default: str) -> tuple[KeySpec, KeySpec]:
@@ -99,6 +108,8 @@ def _specs(number_of_connectors: int) -> list[KeySpec]:
         KeySpec("UnlockConnectorOnEVSideDisconnect", "bool", "true"),
         # A new ping interval takes a new WebSocket connection: it applies after a reboot.
         KeySpec("WebSocketPingInterval", "int", "0", reboot_required=True),
+        # -- Security whitepaper: the password this charger logs in with, hex-encoded -------
+        KeySpec("AuthorizationKey", "hexpassword", "", writeonly=True),
         # -- Local Auth List Management ------------------------------------------------------
         KeySpec("LocalAuthListEnabled", "bool", "true"),
         KeySpec("LocalAuthListMaxLength", "int", "1000", readonly=True),
@@ -210,13 +221,10 @@ class ConfigStore:
                 elif spec not in specs:
                     specs.append(spec)
         for spec in specs:
-            known.append(
-                {
-                    "key": spec.name,
-                    "readonly": spec.readonly,
-                    "value": self._values.get(spec.name, spec.default),
-                }
-            )
+            entry: dict[str, Any] = {"key": spec.name, "readonly": spec.readonly}
+            if not spec.writeonly:
+                entry["value"] = self._values.get(spec.name, spec.default)
+            known.append(entry)
         result: dict[str, Any] = {}
         if known:
             result["configurationKey"] = known
@@ -255,7 +263,21 @@ class ConfigStore:
             if spec.max_items_key is not None and len(items) > self.get_int(spec.max_items_key):
                 return None
             return ",".join(items)
+        if spec.kind == "hexpassword":
+            return text.upper() if password_of_key(text) is not None else None
         return text
+
+
+def password_of_key(value: str) -> str | None:
+    """The password an OCPP 1.6 AuthorizationKey value carries (hex digits of at most 20
+    bytes of a valid password), or None if it carries none."""
+    if not all(c in string.hexdigits for c in value):  # fromhex would skip spaces
+        return None
+    try:
+        password = bytes.fromhex(value).decode("ascii")
+        return check_password("ocpp1.6", password)
+    except (ValueError, BadPassword):  # not hex, not ASCII (UnicodeDecodeError), a bad one
+        return None
 
 
 def _text(value: str | int | bool) -> str:

@@ -11,6 +11,8 @@ Wire mode speaks the OCPP security profiles through `ClientSecurity`: HTTP Basic
 point id and its password) for profiles 1 and 2, TLS for `wss://` URLs (profile 2, trusting a
 CA file), and a client certificate for profile 3 (one for a single charger, or one per
 charger from a directory: `ID.pem` and `ID.key`, since the certificate's CN is the id).
+A charger given a new password by its CSMS (password rotation) hands it to its connector
+(`PasswordKeeper`), so that its next connection logs in with it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import trio
@@ -109,11 +111,24 @@ class ClientSecurity:
     client_cert: Path | None = None
     client_key: Path | None = None
     cert_dir: Path | None = None
+    #: Passwords the chargers were given since (rotation): they replace the ones above.
+    rotated: dict[str, str] = field(default_factory=dict, repr=False)
     _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict, repr=False)
+
+    def password_of(self, station_id: str) -> str | None:
+        """The password `station_id` logs in with now (None: no Basic authentication)."""
+        rotated = self.rotated.get(station_id)
+        if rotated is not None:
+            return rotated
+        return self.passwords.get(station_id, self.password)
+
+    def change_password(self, station_id: str, password: str) -> None:
+        """`station_id` logs in with `password` from its next connection on."""
+        self.rotated[station_id] = password
 
     def headers(self, station_id: str) -> list[tuple[bytes, bytes]]:
         """The upgrade request's extra headers: an Authorization if there is a password."""
-        password = self.passwords.get(station_id, self.password)
+        password = self.password_of(station_id)
         if password is None:
             return []
         token = base64.b64encode(f"{station_id}:{password}".encode())
@@ -197,19 +212,45 @@ async def connect_url(
     return WebSocketTransport(ws)
 
 
+@runtime_checkable
+class PasswordKeeper(Protocol):
+    """A `Connector` that logs in with a password a charger can change."""
+
+    def change_password(self, password: str) -> None:
+        """Log in with `password` from the next connection on."""
+        ...
+
+
+class UrlConnector:
+    """A `Connector` for wire mode against the CSMS at `base_url`, speaking `version`, with
+    the credentials of `security` (a `PasswordKeeper`: rotated passwords go there)."""
+
+    __slots__ = ("base_url", "security", "station_id", "version")
+
+    def __init__(
+        self, base_url: str, station_id: str, version: str, security: ClientSecurity
+    ) -> None:
+        self.base_url, self.station_id, self.version = base_url, station_id, version
+        self.security = security
+
+    async def __call__(self, nursery: trio.Nursery) -> MessageTransport:
+        return await connect_url(
+            self.base_url, self.station_id, subprotocols=(self.version,), security=self.security
+        )
+
+    def change_password(self, password: str) -> None:
+        self.security.change_password(self.station_id, password)
+
+
 def url_connector(
     base_url: str,
     station_id: str,
     version: str = SUBPROTOCOLS[0],
     *,
     security: ClientSecurity | None = None,
-) -> Connector:
+) -> UrlConnector:
     """A `Connector` for wire mode against the CSMS at `base_url`, speaking `version`."""
-
-    async def connect(nursery: trio.Nursery) -> MessageTransport:
-        return await connect_url(base_url, station_id, subprotocols=(version,), security=security)
-
-    return connect
+    return UrlConnector(base_url, station_id, version, security or ClientSecurity())
 
 
 async def connect_stream(

@@ -4,7 +4,9 @@ command rules (`commands.CommandHandlers`), which 1.6 calls use too.
 RequestStartTransaction and RequestStopTransaction start and stop sessions (the latter by
 the charger's own transaction id); Reset, UnlockConnector, ChangeAvailability,
 TriggerMessage and ClearCache do what their 1.6 counterparts do; GetVariables and
-SetVariables read and change the configuration through the 2.0.1 names of its keys;
+SetVariables read and change the configuration through the 2.0.1 names of its keys
+(`SecurityCtrlr.BasicAuthPassword` is write-only: a valid new password is kept, as the 1.6
+AuthorizationKey, and the charger reconnects with it after answering);
 CostUpdated keeps the running cost the CSMS pushed; GetTransactionStatus says what is still
 queued. Other calls are answered NotImplemented. It also takes the CSMS's answers to the
 charger's TransactionEvents (a refused token stops the session, as with 1.6).
@@ -15,6 +17,8 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from csms.domain.credentials import BadPassword
+from csms.domain.password_rotation import check_password
 from simulator.commands import Answer, CommandHandlers, Dispatcher, status_answer
 from simulator.config_store import ConfigurationStatus
 from simulator.connectors import ChargeSession, ConnectorState
@@ -38,7 +42,9 @@ VARIABLES: dict[tuple[str, str], str] = {
     ("TxCtrlr", "StopTxOnEVSideDisconnect"): "StopTransactionOnEVSideDisconnect",
     ("TxCtrlr", "EVConnectionTimeOut"): "ConnectionTimeOut",
 }
-_COMPONENTS = {component for component, _ in VARIABLES}
+#: Write-only: GetVariables is Rejected, SetVariables takes a new Basic-auth password.
+PASSWORD_VARIABLE = ("SecurityCtrlr", "BasicAuthPassword")
+_COMPONENTS = {component for component, _ in VARIABLES} | {PASSWORD_VARIABLE[0]}
 _SET_STATUS = {
     ConfigurationStatus.ACCEPTED: "Accepted",
     ConfigurationStatus.REJECTED: "Rejected",
@@ -182,6 +188,8 @@ class V201Commands(Dispatcher):
         component, variable = item["component"]["name"], item["variable"]["name"]
         if item.get("attributeType", "Actual") != "Actual":
             return None, "NotSupportedAttributeType"
+        if (component, variable) == PASSWORD_VARIABLE:
+            return "AuthorizationKey", None
         key = VARIABLES.get((component, variable))
         if key is None:
             return None, "UnknownComponent" if component not in _COMPONENTS else "UnknownVariable"
@@ -191,6 +199,8 @@ class V201Commands(Dispatcher):
         results = []
         for item in payload["getVariableData"]:
             key, refused = self._key(item)
+            if key == "AuthorizationKey":
+                key, refused = None, "Rejected"  # write-only
             result: dict[str, Any] = {
                 "component": item["component"],
                 "variable": item["variable"],
@@ -203,10 +213,16 @@ class V201Commands(Dispatcher):
 
     def set_variables(self, payload: dict[str, Any]) -> Answer:
         results = []
+        password: str | None = None
         for item in payload["setVariableData"]:
             key, refused = self._key(item)
-            changed = self.cp.config.change(key, item["attributeValue"]) if key else None
-            status = refused or _SET_STATUS[changed or ConfigurationStatus.NOT_SUPPORTED]
+            if key == "AuthorizationKey":
+                taken = self._password(item["attributeValue"])
+                password = taken or password
+                status = "Accepted" if taken is not None else "Rejected"
+            else:
+                changed = self.cp.config.change(key, item["attributeValue"]) if key else None
+                status = refused or _SET_STATUS[changed or ConfigurationStatus.NOT_SUPPORTED]
             results.append(
                 {
                     "component": item["component"],
@@ -214,4 +230,15 @@ class V201Commands(Dispatcher):
                     "attributeStatus": status,
                 }
             )
+        if password is not None:
+            return {"setVariableResult": results}, partial(self.commands.take_password, password)
         return {"setVariableResult": results}, None
+
+    def _password(self, value: str) -> str | None:
+        """A valid new BasicAuthPassword, kept (as the AuthorizationKey); None if invalid."""
+        try:
+            password = check_password(self.cp.dialect.version, value)
+        except BadPassword:
+            return None
+        self.cp.config.set("AuthorizationKey", password.encode().hex().upper())
+        return password

@@ -684,3 +684,134 @@ def test_stations_set_password_for_an_imported_station(cli: Cli, tmp_path: Path)
     assert_one_line_error(
         cli("stations", "set-password", "CP-IMP", "--password", "short"), "16 to 40 characters"
     )
+
+
+def stored_stations(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    store = SqliteStore(str(tmp_path / "csms.db"))
+    try:
+        stations = {s["id"]: s for s in store.list_stations()}
+        return {
+            station_id: station
+            for station_id in stations
+            if (station := store.get_station(station_id)) is not None
+        }
+    finally:
+        store.close()
+
+
+def test_stations_import_with_passwords(cli: Cli, tmp_path: Path) -> None:
+    from csms.domain.credentials import verify_password
+
+    shared, own = "shared-fleet-password-1", "its-very-own-password-2"
+    csv_file = tmp_path / "stations.csv"
+    csv_file.write_text(
+        f"id,security_profile,password\nCP-P1,1,\nCP-P2,2,\nCP-OWN,1,{own}\nCP-P0,0,\nCP-P3,3,\n"
+    )
+    imported = cli("stations", "import", str(csv_file), "--password", shared)
+    assert (imported.code, imported.out) == (0, "5 stations registered, 0 already known\n")
+    assert shared not in imported.out + imported.err and own not in imported.out + imported.err
+    stations = stored_stations(tmp_path)
+    assert {i: s["security_profile"] for i, s in stations.items()} == {
+        "CP-P1": 1,
+        "CP-P2": 2,
+        "CP-OWN": 1,
+        "CP-P0": 0,
+        "CP-P3": 3,
+    }
+    # The shared password was hashed once (one salt), the row's own one on its own.
+    assert stations["CP-P1"]["password_hash"] == stations["CP-P2"]["password_hash"]
+    assert verify_password(shared.encode(), stations["CP-P1"]["password_hash"])
+    assert verify_password(own.encode(), stations["CP-OWN"]["password_hash"])
+    assert not verify_password(shared.encode(), stations["CP-OWN"]["password_hash"])
+    assert stations["CP-P0"]["password_hash"] is None
+    assert stations["CP-P3"]["password_hash"] is None
+    assert shared not in repr(stations) and own not in repr(stations)
+
+
+def test_stations_import_of_simulator_registrations_with_one_password(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from csms.domain.credentials import verify_password
+    from simulator.cli import main as simulator_main
+
+    with pytest.raises(SystemExit) as exited:
+        simulator_main(
+            [
+                "registrations",
+                "city",
+                "--chargers",
+                "300",
+                "--security-profile",
+                "2",
+                "--out",
+                str(tmp_path / "fleet"),
+            ]
+        )
+    assert exited.value.code in (0, None)
+    shared = "shared-fleet-password-1"
+    imported = cli(
+        "stations", "import", str(tmp_path / "fleet" / "stations.csv"), "--password", shared
+    )
+    assert (imported.code, imported.out) == (0, "300 stations registered, 0 already known\n")
+    stations = stored_stations(tmp_path)
+    assert {s["security_profile"] for s in stations.values()} == {2}
+    [hashed] = {s["password_hash"] for s in stations.values()}
+    assert verify_password(shared.encode(), hashed)
+
+
+def test_stations_import_without_a_password_says_how_to_give_one(cli: Cli, tmp_path: Path) -> None:
+    csv_file = tmp_path / "stations.csv"
+    csv_file.write_text("id,security_profile\nCP-N1,1\nCP-N2,2\nCP-N0,0\n")
+    imported = cli("stations", "import", str(csv_file))
+    assert (imported.code, imported.out) == (0, "3 stations registered, 0 already known\n")
+    assert "2 profile 1/2 stations have no password" in imported.err
+    assert "set-password" in imported.err
+
+
+@pytest.mark.parametrize(
+    ("content", "option", "where", "message"),
+    [
+        (
+            "id,security_profile,password\nCP-A,1,\nCP-B,0,no-password-for-me-0\n",
+            [],
+            ":3",
+            "a password is for security profiles 1 and 2",
+        ),
+        (
+            "id,security_profile,password\nCP-A,3,certificates-only-please\n",
+            [],
+            ":2",
+            "a password is for security profiles 1 and 2",
+        ),
+        (
+            "id,security_profile,password\nCP-A,1,good-password-here-1\nCP-B,2,too-short\n",
+            [],
+            ":3",
+            "16 to 40 characters (this one has 9)",
+        ),
+        (
+            "id,security_profile,password\nCP-A,1,with a space inside 1\n",
+            [],
+            ":2",
+            "printable ASCII without spaces",
+        ),
+        (
+            "id,security_profile\nCP-A,1\n",
+            ["--password", "tiny"],
+            "",
+            "--password: a station password must be 16 to 40",
+        ),
+    ],
+)
+def test_stations_import_refuses_bad_passwords_naming_the_row(
+    cli: Cli, tmp_path: Path, content: str, option: list[str], where: str, message: str
+) -> None:
+    csv_file = tmp_path / "stations.csv"
+    csv_file.write_text(content)
+    refused = cli("stations", "import", str(csv_file), *option)
+    line = assert_one_line_error(refused, message)
+    if where:
+        assert f"{csv_file}{where}: " in line
+    for secret in ("too-short", "with a space inside 1", "tiny", "certificates-only-please"):
+        assert secret not in line
+    assert cli("stations", "list", "-f", "json").json() == []

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 import trustme
-from support.server_process import ServerProcess, free_port, running_server
+from support.server_process import free_port, running_server
+from wire_harness import scenario_file, simulate
 
 from csms.domain.credentials import hash_password
 from csms.storage.sqlite import SqliteStore
@@ -23,32 +23,6 @@ from simulator.run import register_fleet
 from simulator.scenario import load_scenario
 
 PASSWORD = "fleet-secret-password-42"
-
-
-def scenario_file(directory: Path, prefix: str) -> Path:
-    """Four 2-connector chargers for 10 simulated minutes of the morning peak, arrivals
-    scaled up so that sessions happen."""
-    path = directory / f"{prefix.lower()}.toml"
-    path.write_text(
-        "\n".join(
-            [
-                f'name = "{prefix.lower()}"',
-                "seed = 5",
-                "start = 2026-03-02T08:30:00+01:00",
-                'duration = "10m"',
-                "[[stations]]",
-                f'prefix = "{prefix}"',
-                "count = 4",
-                "connectors = 2",
-                "max_power_w = 22000",
-                "[drivers]",
-                "scale = 300",
-                "[charger]",
-                "meter_interval_s = 60",
-            ]
-        )
-    )
-    return path
 
 
 def register(db_path: Path, scenario_path: Path, profile: int) -> None:
@@ -61,34 +35,6 @@ def register(db_path: Path, scenario_path: Path, profile: int) -> None:
         register_fleet(store, plan)  # tokens; the stations are already known
     finally:
         store.close()
-
-
-def simulate(
-    capsys: pytest.CaptureFixture[str],
-    scenario_path: Path,
-    url: str,
-    server: ServerProcess,
-    *extra: str,
-) -> dict[str, object]:
-    with pytest.raises(SystemExit) as exited:
-        main(
-            [
-                "run",
-                str(scenario_path),
-                "--url",
-                url,
-                "--ledger",
-                f"sqlite:///{server.db_path}",
-                "--rate",
-                "120",
-                "--json",
-                *extra,
-            ]
-        )
-    out = capsys.readouterr().out
-    assert exited.value.code == 0, out
-    summary: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
-    return summary
 
 
 def test_profile_1_and_2_fleets_connect_charge_and_reconcile(
