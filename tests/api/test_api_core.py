@@ -80,7 +80,13 @@ async def test_stations_show_live_state(api: Api) -> None:
         await charger.status(1, "Charging")
         await charger.status(2, "Faulted", "GroundFailure")
         await charger.result("Heartbeat", {})
-        station = (await api.read.get("/api/stations/CP-1")).json()
+
+        async def heartbeat_recorded() -> dict[str, Any] | None:
+            # Heartbeats and statuses are answered before their commit: wait for it.
+            station: dict[str, Any] = (await api.read.get("/api/stations/CP-1")).json()
+            return station if station["last_heartbeat_at"] is not None else None
+
+        station = await wait_for(heartbeat_recorded)
         assert station["online"] is True
         assert station["ocpp_version"] == "ocpp1.6"
         assert station["vendor"] == "Acme" and station["firmware_version"] == "1.2.3"
