@@ -1,6 +1,7 @@
 """Benchmark: durable ledger rows per second on SQLite against PostgreSQL, in one run.
 
     python -m loadtest.bench_storage [--events 6000] [--batch 50] [--postgres-url URL]
+                                     [--latency-ms 0]
 
 Both backends get the same domain events through the real store as the ledger actor drives it
 (`run_batch`: one transaction per batch, committed durably) and the real ledger rules: per
@@ -9,6 +10,10 @@ samples, events, statuses, ...) are counted afterwards in each database; the rep
 rates and their ratio. PostgreSQL runs in a fresh database on the server `--postgres-url`
 names (default: `CSMS_BENCH_POSTGRES_URL`, else `CSMS_TEST_POSTGRES_URL`), dropped afterwards;
 without one, only SQLite is measured.
+
+On loopback the PostgreSQL run is bound by the CPU of client and server, not by round trips;
+`--latency-ms` puts a relay in front of the server that delays every chunk by half the given
+round trip each way, as a network between the CSMS and its database would.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import queue
+import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -130,6 +138,62 @@ def fresh_postgres(admin_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def delayed(url: str, round_trip_s: float) -> Iterator[str]:
+    """`url` through a local relay that delays each chunk by half of `round_trip_s` each way."""
+    if round_trip_s <= 0:
+        yield url
+        return
+    parts = urlsplit(url)
+    upstream = (parts.hostname or "127.0.0.1", parts.port or 5432)
+    listener = socket.create_server(("127.0.0.1", 0))
+    relay_port = listener.getsockname()[1]
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def send() -> None:
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    sink.close()
+                    return
+                sink.sendall(data)
+
+        threading.Thread(target=send, daemon=True).start()
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            chunks.put((time.monotonic() + round_trip_s / 2, data))
+            if not data:
+                return
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            server = socket.create_connection(upstream)
+            for end in (client, server):
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=pump, args=(server, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    netloc = parts.netloc.rsplit("@", 1)
+    address = f"127.0.0.1:{relay_port}"
+    try:
+        yield urlunsplit(
+            parts._replace(netloc=f"{netloc[0]}@{address}" if len(netloc) == 2 else address)
+        )
+    finally:
+        listener.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=6000, help="domain events per backend")
@@ -139,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("CSMS_BENCH_POSTGRES_URL")
         or os.environ.get("CSMS_TEST_POSTGRES_URL"),
         help="a PostgreSQL server to create a scratch database on",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="a network round trip to emulate between the store and PostgreSQL",
     )
     args = parser.parse_args(argv)
     if args.events < METER_EVENTS + 3 or args.batch < 1:
@@ -151,10 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.postgres_url:
         print("postgresql  skipped: give --postgres-url (or set CSMS_BENCH_POSTGRES_URL)")
         return 0
-    with fresh_postgres(args.postgres_url) as url:
-        rows, seconds = measure(url, args.events, args.batch)
+    with fresh_postgres(args.postgres_url) as url, delayed(url, args.latency_ms / 1000) as far:
+        rows, seconds = measure(far, args.events, args.batch)
     postgres_rate = rows / seconds
-    print(f"postgresql  {rows:>8} rows in {seconds:6.2f} s  {postgres_rate:>10.0f} rows/s")
+    where = f" ({args.latency_ms:g} ms away)" if args.latency_ms > 0 else ""
+    print(f"postgresql  {rows:>8} rows in {seconds:6.2f} s  {postgres_rate:>10.0f} rows/s{where}")
     print(f"ratio postgresql/sqlite: {postgres_rate / sqlite_rate:.2f}")
     return 0
 

@@ -2,9 +2,9 @@
 history, CDRs, utilization, trends, uptime, faults and driver behaviour; exports to Parquet and
 CSV; the monthly HTML report; the grid-impact and capacity-planning figures the notebooks use.
 
-Every reader takes a ledger (`open_ledger(url)`) or a database URL (`sqlite:///PATH`), and
-optional `since`/`until` bounds (UTC; naive moments are UTC). The definitions (site, idle time,
-occupancy, uptime, fault episodes) are in each module's docstring.
+Every reader takes a ledger (`open_ledger(url)`) or a database URL (`sqlite:///PATH` or
+`postgresql://...`), and optional `since`/`until` bounds (UTC; naive moments are UTC). The
+definitions (site, idle time, occupancy, uptime, fault episodes) are in each module's docstring.
 
     import csms.analytics as ca
     frame = ca.sessions("sqlite:///csms.db", since="2026-03-01", until="2026-04-01")

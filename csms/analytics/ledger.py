@@ -2,9 +2,10 @@
 
 Owns `open_ledger(url)` (the one place a database URL becomes a connection), `Ledger` (reads
 returning DataFrames, whole or in chunks) and the time arguments every analytics function
-takes (`since`/`until`, `month_bounds`). Only SQLite is implemented; the queries are written
-with `:name` parameters and standard SQL so that a PostgreSQL dialect needs only its
-connection and its parameter style here.
+takes (`since`/`until`, `month_bounds`). The ledger is a SQLite file or a PostgreSQL
+database; the queries are written once, with `:name` parameters and SQL both accept (on
+PostgreSQL through `csms.storage.dialect.to_postgres`, bound on the client so that a
+`:since IS NULL` needs no type), and give the same frames on either.
 
 Stored moments are UTC ISO 8601 text with microseconds (`csms.storage.timestamps`), so a
 bound given as the same text compares correctly as a string in SQL.
@@ -19,11 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
+from csms.storage.dialect import is_postgres_url, to_postgres
 from csms.storage.timestamps import to_text
+
+if TYPE_CHECKING:
+    import psycopg
 
 Moment: TypeAlias = "str | datetime | pd.Timestamp | None"
 Params = Mapping[str, Any]
@@ -45,24 +50,59 @@ class AnalyticsError(Exception):
 
 @dataclass
 class Ledger:
-    """A read-only connection to the ledger; every read returns a DataFrame."""
+    """A read-only connection to the ledger; every read returns a DataFrame.
 
-    connection: sqlite3.Connection
+    `connection` is a `sqlite3.Connection`, or on PostgreSQL a `psycopg.Connection` in one
+    read-only repeatable-read transaction (every query sees the same snapshot)."""
+
+    connection: Any
     url: str
 
+    @property
+    def on_postgres(self) -> bool:
+        return not isinstance(self.connection, sqlite3.Connection)
+
     def frame(self, sql: str, params: Params | None = None) -> pd.DataFrame:
-        return pd.read_sql_query(sql, self.connection, params=dict(params or {}))
+        if not self.on_postgres:
+            return pd.read_sql_query(sql, self.connection, params=dict(params or {}))
+        cursor = self.connection.execute(self._postgres_sql(sql, params))
+        return _records(cursor.fetchall(), cursor.description)
 
     def chunks(
         self, sql: str, params: Params | None = None, *, rows: int = 50_000
     ) -> Iterator[pd.DataFrame]:
-        yield from pd.read_sql_query(
-            sql, self.connection, params=dict(params or {}), chunksize=rows
+        if not self.on_postgres:
+            yield from pd.read_sql_query(
+                sql, self.connection, params=dict(params or {}), chunksize=rows
+            )
+            return
+        # A server-side cursor: a large export streams rather than arriving whole.
+        self.connection.execute(
+            f"DECLARE ledger_chunks NO SCROLL CURSOR FOR {self._postgres_sql(sql, params)}"
         )
+        try:
+            while True:
+                cursor = self.connection.execute(f"FETCH FORWARD {int(rows)} FROM ledger_chunks")
+                batch = cursor.fetchall()
+                if not batch:
+                    return
+                yield _records(batch, cursor.description)
+        finally:
+            self.connection.execute("CLOSE ledger_chunks")
 
     def scalar(self, sql: str, params: Params | None = None) -> Any:
-        row = self.connection.execute(sql, dict(params or {})).fetchone()
+        if self.on_postgres:
+            row = self.connection.execute(self._postgres_sql(sql, params)).fetchone()
+        else:
+            row = self.connection.execute(sql, dict(params or {})).fetchone()
         return None if row is None else row[0]
+
+    def _postgres_sql(self, sql: str, params: Params | None) -> str:
+        """The query in PostgreSQL's dialect with its parameters bound as literals."""
+        from psycopg import ClientCursor
+
+        with ClientCursor(self.connection) as cursor:
+            return cursor.mogrify(to_postgres(sql, named=True), dict(params or {}))
 
     def horizon(self) -> pd.Timestamp | None:
         """The latest moment the ledger knows of (None when it records nothing): periods
@@ -76,11 +116,20 @@ class Ledger:
         return until if latest is None or latest >= until else latest
 
 
+def _records(rows: list[tuple[Any, ...]], description: Any) -> pd.DataFrame:
+    """Rows as a DataFrame, typed as `pandas.read_sql_query` types SQLite's."""
+    return pd.DataFrame.from_records(
+        rows, columns=[column.name for column in description], coerce_float=True
+    )
+
+
 @contextmanager
 def open_ledger(url: str) -> Iterator[Ledger]:
-    """Open the ledger named by `url` for reading (`sqlite:///PATH`)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        raise AnalyticsError("analytics reads SQLite ledgers only so far (sqlite:///PATH)")
+    """Open the ledger named by `url` for reading (`sqlite:///PATH` or `postgresql://...`)."""
+    if is_postgres_url(url):
+        with _open_postgres(url) as postgres:
+            yield Ledger(postgres, url)
+        return
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise AnalyticsError(f"not a database URL analytics can read: {url!r}")
@@ -108,6 +157,36 @@ def open_ledger(url: str) -> Iterator[Ledger]:
         raise AnalyticsError(f"{path} is not a CSMS ledger (no transactions table)")
     try:
         yield Ledger(connection, url)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _open_postgres(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the PostgreSQL ledger in one read-only snapshot of it."""
+    try:
+        import psycopg
+
+        from csms.storage.postgres import connect
+    except ImportError:
+        raise AnalyticsError(
+            "reading a PostgreSQL ledger needs psycopg (the package's `postgres` extra)"
+        ) from None
+    from csms.storage.base import StoreError
+
+    try:
+        connection = connect(url, application_name="csms-analytics")
+    except StoreError as exc:
+        raise AnalyticsError(str(exc)) from None
+    try:
+        # The same snapshot for every query, as on SQLite; a reader never blocks the ledger.
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        found = connection.execute("SELECT to_regclass('transactions') IS NOT NULL").fetchone()
+        if not (found and found[0]):
+            raise AnalyticsError("the database is not a CSMS ledger (no transactions table)")
+        yield connection
+    except psycopg.Error as exc:
+        raise AnalyticsError(f"cannot read the ledger: {' '.join(str(exc).split())}") from None
     finally:
         connection.close()
 

@@ -55,7 +55,7 @@ SESSION_COLUMNS = {
 _SELECT = """
     SELECT t.id AS session_id, t.station_id, t.connector_id, t.id_tag, k.driver_id,
         t.auth_status, t.status, t.started_at, t.ended_at, t.meter_start_wh, t.meter_stop_wh,
-        COALESCE(t.energy_wh, CAST(t.last_meter_wh - t.meter_start_wh AS INTEGER)) AS energy_wh,
+        COALESCE(t.energy_wh, t.last_meter_wh - t.meter_start_wh) AS energy_wh,
         t.stop_reason, c.tariff_id, c.currency, c.cost_excl_vat, c.cost_incl_vat,
         t.needs_reconciliation, t.anomalies
     FROM transactions t
@@ -139,6 +139,9 @@ def _sessions_frame(rows: pd.DataFrame, samples: pd.DataFrame, idle_power_w: int
     frame["site"] = site_of(frame["station_id"])
     for column in ("cost_excl_vat", "cost_incl_vat", "energy_wh"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    # An active session's energy is its last reading's, toward zero as the store gives it
+    # (in pandas: SQL's CAST to an integer truncates on SQLite but rounds on PostgreSQL).
+    frame["energy_wh"] = np.trunc(frame["energy_wh"])
     frame["needs_reconciliation"] = frame["needs_reconciliation"].fillna(0).astype(bool)
     return frame[list(SESSION_COLUMNS)].astype(SESSION_COLUMNS)
 

@@ -41,11 +41,15 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+#: The server's ledger connection as PostgreSQL lists it (`pg_stat_activity.application_name`).
+LEDGER_APPLICATION_NAME = "csms-ledger"
+
+
 def open_store(url: str) -> Any:
-    """Open (and migrate) the store a database URL names: `sqlite:///PATH` or
+    """Open (and migrate) the ledger's store a database URL names: `sqlite:///PATH` or
     `postgresql://USER@HOST:PORT/DB`."""
     if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         from csms.storage.sqlite import SqliteStore
 
-        return SqliteStore.from_url(url)
+        return SqliteStore.from_url(url, application_name=LEDGER_APPLICATION_NAME)
     raise StoreError(f"unsupported database URL {url!r}")

@@ -27,9 +27,12 @@ def store_target(url: str) -> str:
     return url if is_postgres_url(url) else sqlite_path(url)
 
 
-def open_connection(target: str, *, busy_timeout_ms: int = 10_000) -> DbConnection:
+def open_connection(
+    target: str, *, busy_timeout_ms: int = 10_000, application_name: str = "csms"
+) -> DbConnection:
     """Connect to `target` (a SQLite file path, `:memory:`, or a `postgresql://` URL) and
-    bring its schema up to date."""
+    bring its schema up to date. On PostgreSQL the connection reconnects by itself after the
+    server dropped it (`PostgresConnection`), under `application_name`."""
     if is_postgres_url(target):
         try:
             from csms.storage.postgres import PostgresConnection, connect
@@ -38,7 +41,11 @@ def open_connection(target: str, *, busy_timeout_ms: int = 10_000) -> DbConnecti
                 "PostgreSQL needs psycopg and psycopg-pool (the package's `postgres` extra)"
             ) from None
 
-        connection = PostgresConnection(connect(target))
+        connection = PostgresConnection(
+            connect(target, application_name=application_name),
+            url=target,
+            application_name=application_name,
+        )
         try:
             migrate(connection)
         except BaseException:

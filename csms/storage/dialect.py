@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -45,6 +46,24 @@ class DbConnection(Protocol):
     def close(self) -> None: ...
 
 
+def pipelined(connection: DbConnection) -> AbstractContextManager[None]:
+    """A block whose statements that return no rows are held back and sent with the next one
+    that does, in one round trip, where the connection can (PostgreSQL's); elsewhere a plain
+    block. An error of a held statement is raised later than it was issued, but by the end
+    of the block at the latest."""
+    pipeline = getattr(connection, "pipeline", None)
+    if pipeline is None:
+        return nullcontext()
+    block: AbstractContextManager[None] = pipeline()
+    return block
+
+
+def dropped(connection: DbConnection) -> bool:
+    """Whether the server dropped the connection (PostgreSQL's, which then reconnects when
+    the next transaction begins); a SQLite connection never is."""
+    return bool(getattr(connection, "dropped", False))
+
+
 def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
@@ -67,6 +86,8 @@ _REWRITES = [
     (re.compile(r"%"), "%%"),
     (re.compile(r"\?"), "%s"),
 ]  # fmt: skip
+#: A `:name` parameter (analytics' style), not a `::` cast.
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -76,8 +97,10 @@ NO_OP = "SELECT NULL WHERE FALSE"
 
 
 @lru_cache(maxsize=4096)
-def to_postgres(sql: str) -> str:
-    """The PostgreSQL form of one SQLite statement (cached: the ledger's hot path)."""
+def to_postgres(sql: str, *, named: bool = False) -> str:
+    """The PostgreSQL form of one SQLite statement (cached: the ledger's hot path).
+
+    `named`: the statement's parameters are `:name`s (psycopg's `%(name)s`), not `?`s."""
     if _PRAGMA.match(sql):
         return NO_OP
     if _INSERT_OR_REPLACE.match(sql):
@@ -93,6 +116,8 @@ def to_postgres(sql: str) -> str:
         if code:
             for pattern, replacement in _REWRITES:
                 code = pattern.sub(replacement, code)
+            if named:
+                code = _NAMED.sub(r"%(\1)s", code)
             parts.append(code)
         elif literal or identifier:
             parts.append((literal or identifier).replace("%", "%%"))

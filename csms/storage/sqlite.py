@@ -20,7 +20,7 @@ from csms.domain.authorization import TOKEN_STATUSES
 from csms.domain.ports import LedgerTx
 from csms.storage.base import EventOutcome, StoreError
 from csms.storage.database import open_connection, sqlite_path, store_target
-from csms.storage.dialect import DbConnection
+from csms.storage.dialect import DbConnection, dropped, pipelined
 from csms.storage.sqlite_billing_admin import BillingAdmin
 from csms.storage.sqlite_ledger import SqliteLedgerTx
 from csms.storage.timestamps import to_text
@@ -58,16 +58,21 @@ class TokenRow:
 class SqliteStore(BillingAdmin):
     """One connection to the ledger database; used by one thread at a time.
 
-    `target` is a SQLite file (or `:memory:`) or a `postgresql://` URL."""
+    `target` is a SQLite file (or `:memory:`) or a `postgresql://` URL; on PostgreSQL the
+    connection is named `application_name` (what `pg_stat_activity` shows)."""
 
-    def __init__(self, target: str, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, target: str, *, busy_timeout_ms: int = 10_000, application_name: str = "csms"
+    ) -> None:
         self.path = target
-        self._db: DbConnection = open_connection(target, busy_timeout_ms=busy_timeout_ms)
+        self._db: DbConnection = open_connection(
+            target, busy_timeout_ms=busy_timeout_ms, application_name=application_name
+        )
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
+    def from_url(cls, url: str, *, application_name: str = "csms") -> Self:
         """The store a database URL (`sqlite:///PATH` or `postgresql://...`) names."""
-        return cls(store_target(url))
+        return cls(store_target(url), application_name=application_name)
 
     @classmethod
     def on_connection(cls, connection: DbConnection, target: str) -> Self:
@@ -92,11 +97,22 @@ class SqliteStore(BillingAdmin):
         """
         db = self._db
         tx = SqliteLedgerTx(db)
-        db.execute("BEGIN IMMEDIATE")
+        began = False
         try:
-            return [EventOutcome(value=piece(tx)) for piece in work]
+            # On PostgreSQL the batch's writes go out together with its next read, one round
+            # trip for all; a write's error may so surface at a later piece, but by the end
+            # of the block at the latest, and sends the batch down the savepoint path.
+            with pipelined(db):
+                db.execute("BEGIN IMMEDIATE")
+                began = True
+                values = [piece(tx) for piece in work]
+            return [EventOutcome(value=value) for value in values]
         except Exception:
-            db.execute("ROLLBACK")
+            # A batch that could not even begin fails, unless the server had dropped the
+            # connection unnoticed: then the savepoint pass begins again on a new one.
+            if not began and not dropped(db):
+                raise
+            self.rollback()
         except BaseException:
             self.rollback()
             raise

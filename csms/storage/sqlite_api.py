@@ -403,16 +403,16 @@ class ApiStore(SqliteStore):
         detail: Mapping[str, Any],
         now: datetime,
     ) -> dict[str, Any] | None:
-        """Open an alert; None if one of this kind for this subject is open already."""
+        """Open an alert; None if one of this kind for this subject is open already.
+
+        One statement, not a check and an insert: nodes sharing a database may raise the
+        same alert at once, and the unique index of open alerts (`alerts_open`) decides
+        which one opens it; the others insert nothing."""
         with self._write():
-            if self._db.execute(
-                "SELECT 1 FROM alerts WHERE kind = ? AND subject = ? AND state != 'cleared'",
-                (kind, subject),
-            ).fetchone():
-                return None
-            ((alert_id,),) = self._db.execute(
+            rows = self._db.execute(
                 "INSERT INTO alerts (kind, subject, station_id, severity, message, detail, state,"
-                " raised_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?) RETURNING id",
+                " raised_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)"
+                " ON CONFLICT (kind, subject) WHERE state != 'cleared' DO NOTHING RETURNING id",
                 (
                     kind,
                     subject,
@@ -423,6 +423,9 @@ class ApiStore(SqliteStore):
                     to_text(now),
                 ),
             ).fetchall()
+        if not rows:
+            return None
+        ((alert_id,),) = rows
         return self.alert(int(alert_id))
 
     def clear_open_alerts(

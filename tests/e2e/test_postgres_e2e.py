@@ -17,6 +17,8 @@ from support.server_process import ServerProcess, run_cli, running_server
 from support.tariffs import STANDARD_TARIFF
 from trio_websocket import HandshakeError, open_websocket_url
 
+from csms.storage.base import LEDGER_APPLICATION_NAME
+
 pytestmark = pytest.mark.slow
 
 
@@ -95,4 +97,47 @@ def test_a_session_on_postgres_is_durable_rated_and_billed(tmp_path: Path) -> No
         assert (currency, excl, incl) == ("EUR", "2.50", "2.98")
         assert rows(url, "SELECT COUNT(*) FROM postings") == [(1,)]
         assert rows(url, "SELECT SUM(minor) FROM posting_legs") == [(0,)]  # it balances
+    assert server.process.returncode == 0
+
+
+def terminate_ledger_connection(url: str) -> list[bool]:
+    """What a server restart or a network cut does to the ledger's own connection: one
+    answer per backend, True once it has gone (waiting up to 10 s for that)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        return [
+            gone
+            for (gone,) in admin.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s",
+                (LEDGER_APPLICATION_NAME,),
+            )
+        ]
+
+
+async def charge_across_a_dropped_connection(server: ServerProcess, url: str) -> int:
+    async with connect_charger(server.ocpp_port, "PG-CP2") as charger:
+        assert (await charger.boot())[2]["status"] == "Accepted"
+        started = await charger.call(
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "PG-TAG", "meterStart": 0, "timestamp": ts(0)},
+        )
+        tid: int = started[2]["transactionId"]
+        assert await trio.to_thread.run_sync(terminate_ledger_connection, url) == [True]
+        stop = {"transactionId": tid, "meterStop": 2000, "timestamp": ts(600), "idTag": "PG-TAG"}
+        # The batch finds the connection dropped before it began: it begins on a new one.
+        stopped = await charger.call("StopTransaction", stop)
+        assert stopped[0] == 3, stopped
+        return tid
+
+
+def test_the_ledger_reconnects_after_postgres_drops_its_connection(tmp_path: Path) -> None:
+    with (
+        fresh_database() as url,
+        running_server(tmp_path, extra_env={"CSMS_DATABASE_URL": url}) as server,
+    ):
+        cli(server, "tokens", "add", "PG-TAG")
+        tid = trio.run(charge_across_a_dropped_connection, server, url)
+        assert rows(url, "SELECT id, status, energy_wh FROM transactions") == [
+            (tid, "Completed", 2000)
+        ]
     assert server.process.returncode == 0
