@@ -93,13 +93,17 @@ class LedgerActor:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Request]) -> None:
-        # The rules are CPU work and run here, on the event loop: on a worker thread every
-        # SQLite call would hand the GIL back and forth with the loop. Only the commit,
-        # which waits for the disk, goes to a thread.
+        # On SQLite the rules are CPU work and run here, on the event loop: on a worker
+        # thread every SQLite call would hand the GIL back and forth with the loop. Only the
+        # commit, which waits for the disk, goes to a thread. On PostgreSQL every statement
+        # waits for the network, so the whole batch leaves the loop.
         started = time.perf_counter()
         work = [partial(self._rules.apply, event=request.event) for request in batch]
         try:
-            outcomes = self._store.apply_batch(work)
+            if self._commit_in_thread and self._store.apply_in_thread:
+                outcomes = await trio.to_thread.run_sync(self._store.apply_batch, work)
+            else:
+                outcomes = self._store.apply_batch(work)
         except Exception as exc:
             self._fail(batch, exc)
             return

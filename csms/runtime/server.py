@@ -171,7 +171,13 @@ class Csms:
             log.warning("authentication rate-limited", station_id=station_id, remote=remote)
             return None, (429, "too many failed authentication attempts; try again later")
         try:
-            security = self.credentials.lookup(station_id) if self.credentials else None
+            reader = self.credentials
+            if reader is None:
+                security = None
+            elif reader.remote:
+                security = await trio.to_thread.run_sync(reader.lookup, station_id)
+            else:
+                security = reader.lookup(station_id)
         except CredentialsUnavailable as exc:
             log.error("cannot read station credentials", station_id=station_id, why=str(exc))
             return None, (503, "the station registry cannot be read; try again later")

@@ -39,7 +39,10 @@ class CredentialReader:
 
     def __init__(self, target: str) -> None:
         self._fetch: Callable[[str], Any]
-        if is_postgres_url(target):
+        #: A lookup waits for the network (PostgreSQL): callers on an event loop should
+        #: make it on a worker thread. A SQLite lookup is a local read.
+        self.remote = is_postgres_url(target)
+        if self.remote:
             from csms.storage.postgres import open_pool
 
             pool = open_pool(target, min_size=1, max_size=2, application_name="csms-credentials")
