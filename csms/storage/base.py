@@ -24,13 +24,9 @@ class StoreError(Exception):
 class Store(Protocol):
     """A ledger database: group-committed batches for the ledger actor.
 
-    `apply_batch` is CPU work and runs on the event loop (unless `apply_in_thread`);
-    `commit` waits for the disk and runs on a worker thread.
+    `apply_batch` is CPU work and runs on the event loop; `commit` waits for the disk and
+    runs on a worker thread.
     """
-
-    #: Whether `apply_batch` waits on a network (PostgreSQL: every statement is a round
-    #: trip), so that it must leave the event loop as well: then it runs on a worker thread.
-    apply_in_thread: bool
 
     def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]: ...
 

@@ -85,10 +85,6 @@ class SqliteStore(BillingAdmin):
     def close(self) -> None:
         self._db.close()
 
-    @property
-    def apply_in_thread(self) -> bool:
-        return getattr(self._db, "dialect", "sqlite") == "postgresql"
-
     # -- the ledger's group commit -------------------------------------------------------
 
     def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:

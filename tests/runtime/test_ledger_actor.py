@@ -98,7 +98,6 @@ class FailingStore:
         self.fail_in = fail_in
         self.failing = True
         self.commits = 0
-        self.apply_in_thread = False
 
     def apply_batch(self, work: Sequence[Callable[[LedgerTx], Any]]) -> list[EventOutcome]:
         if self.failing and self.fail_in == "apply":
