@@ -46,8 +46,18 @@ def configure(connection: psycopg.Connection[Any]) -> None:
     connection.adapters.register_loader("numeric", _NumberLoader)
 
 
+#: Seconds a connection attempt may take: the ledger reconnects on the event loop, which an
+#: unreachable host (a partition, not a refusal) must not stall for the system's minutes.
+CONNECT_TIMEOUT_S = 5
+
+
 def connect_kwargs(application_name: str = "csms") -> dict[str, Any]:
-    return {"autocommit": True, "options": SESSION_OPTIONS, "application_name": application_name}
+    return {
+        "autocommit": True,
+        "options": SESSION_OPTIONS,
+        "application_name": application_name,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+    }
 
 
 def connect(url: str, *, application_name: str = "csms") -> psycopg.Connection[Any]:
