@@ -27,9 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -124,18 +123,10 @@ def measure(target: str, events: int, batch: int) -> tuple[int, float]:
     return written, seconds
 
 
-@contextmanager
-def fresh_postgres(admin_url: str) -> Iterator[str]:
-    import psycopg
+def fresh_postgres(admin_url: str) -> AbstractContextManager[str]:
+    from csms.storage.postgres import scratch_database
 
-    name = f"csms_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_database(admin_url, "csms_bench")
 
 
 @contextmanager

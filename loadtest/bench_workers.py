@@ -22,15 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-import psycopg
 
+from csms.storage.postgres import scratch_database
 from loadtest.bench import (
     HOST,
     BenchError,
@@ -48,17 +46,9 @@ from loadtest.bench import (
 SERVER_START_TIMEOUT_S = 60.0
 
 
-@contextmanager
-def fresh_database(maintenance_url: str) -> Iterator[str]:
+def fresh_database(maintenance_url: str) -> AbstractContextManager[str]:
     """A new database beside the maintenance one, dropped on exit."""
-    name = f"csms_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(maintenance_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(maintenance_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(maintenance_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_database(maintenance_url, "csms_bench")
 
 
 @contextmanager

@@ -13,10 +13,12 @@ URL, reconnects at the next transaction after the server dropped it.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.adapt import Loader
@@ -277,3 +279,17 @@ class _HeldCursor:
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._sent())
+
+
+@contextmanager
+def scratch_database(maintenance_url: str, prefix: str = "csms_scratch") -> Iterator[str]:
+    """The URL of a new, empty database beside the one `maintenance_url` names, dropped (with
+    its connections) on exit: for tests and benchmarks."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(maintenance_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(maintenance_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(maintenance_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

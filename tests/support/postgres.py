@@ -9,7 +9,6 @@ never see each other's rows.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -39,16 +38,11 @@ def with_database(url: str, database: str) -> str:
 @contextmanager
 def fresh_database() -> Iterator[str]:
     """The URL of a new, empty database, dropped (with its connections) on exit."""
-    psycopg = pytest.importorskip("psycopg", reason="PostgreSQL tests need the psycopg package")
-    url = admin_url()
-    name = f"csms_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(url, name)
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need the psycopg package")
+    from csms.storage.postgres import scratch_database
+
+    with scratch_database(admin_url(), "csms_test") as url:
+        yield url
 
 
 @pytest.fixture
