@@ -102,6 +102,7 @@ class ChargerConnection:
         wall_clock: WallClock = utc_now,
         remote: str = "",
         metrics: CsmsMetrics | None = None,
+        rate_limit: MessageRateLimit | None = None,
     ) -> None:
         self.station_id = station_id
         self._metrics = metrics
@@ -125,7 +126,8 @@ class ChargerConnection:
         self.last_heard = trio.current_time()
         #: ... or anything at all, a pong included (keepalive pings).
         self.last_alive = self.last_heard
-        self._rate = MessageRateLimit(
+        #: The station's limit (kept across its reconnects by the server's `RateLimits`).
+        self._rate = rate_limit or MessageRateLimit(
             settings.max_messages_per_second, settings.message_burst, self.last_heard
         )
         self._pending: ReplySlot[dict[str, Any]] | None = None

@@ -14,6 +14,10 @@ The rule, per connection (`[ocpp] max_messages_per_second` = r, `[ocpp] message_
   the rate forgives: that is sustained abuse, and the connection is closed with 1008 (Policy
   Violation). Sending at up to twice the rate is therefore answered but never closed.
 
+The limit belongs to the station, not to one connection: `RateLimits` keeps it across
+reconnects, so a flooder cannot refill its allowance by reconnecting (its buckets refill with
+time alone).
+
 `GenericError` is the code both 1.6 and 2.x have for an error no other code names; the
 others say something about the message itself, which was not even looked at.
 """
@@ -69,3 +73,31 @@ class MessageRateLimit:
             return Verdict.ADMIT
         self.refused += 1
         return Verdict.REFUSE if self._tolerance.take(now) else Verdict.CLOSE
+
+
+class RateLimits:
+    """Each station's `MessageRateLimit`, kept across its reconnects.
+
+    At most `capacity` stations are remembered; beyond that the least recently connected is
+    forgotten (its next connection starts with full buckets, as after a long pause anyway).
+    """
+
+    def __init__(self, rate: float, burst: int, capacity: int) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._capacity = capacity
+        # Insertion order is recency: a station taken is moved to the end.
+        self._limits: dict[str, MessageRateLimit] = {}
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+    def for_station(self, station_id: str, now: float) -> MessageRateLimit:
+        """The station's limit, as its last connection left it (a new one if none)."""
+        limit = self._limits.pop(station_id, None)
+        if limit is None:
+            limit = MessageRateLimit(self._rate, self._burst, now)
+            if len(self._limits) >= self._capacity:
+                del self._limits[next(iter(self._limits))]
+        self._limits[station_id] = limit
+        return limit

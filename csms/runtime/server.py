@@ -42,6 +42,7 @@ from csms.runtime.ledger_actor import LedgerActor
 from csms.runtime.metrics import CsmsMetrics
 from csms.runtime.password_rotation import confirm_rotation
 from csms.runtime.payments import provider_from, run_payments
+from csms.runtime.rate_limit import RateLimits
 from csms.runtime.registry import ConnectionRegistry
 from csms.runtime.security import Transport, authenticate, tls_context
 from csms.runtime.websocket import Decision, Handshake, ServerWebSocket
@@ -115,6 +116,11 @@ class Csms:
         )
         self._failures_by_address = FailureLimiter(
             settings.auth_max_failures_per_address, settings.auth_failure_window, trio.current_time
+        )
+        self.rate_limits = RateLimits(
+            settings.max_messages_per_second,
+            settings.message_burst,
+            capacity=2 * settings.max_connections,
         )
 
     def singleton(
@@ -280,8 +286,9 @@ class Csms:
     async def _serve_charger(
         self, ws: ServerWebSocket, handshake: Handshake, subprotocol: str, remote: str
     ) -> None:
+        station_id = station_id_from_path(handshake.path)
         connection = ChargerConnection(
-            station_id_from_path(handshake.path),
+            station_id,
             ws,
             subprotocol,
             ledger=self.ledger,
@@ -291,6 +298,7 @@ class Csms:
             wall_clock=self.wall_clock,
             remote=remote,
             metrics=self.metrics,
+            rate_limit=self.rate_limits.for_station(station_id, trio.current_time()),
         )
         await connection.run()
 

@@ -28,6 +28,7 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 from wsproto.events import CloseConnection, TextMessage
 
 from csms.config import ConfigError, Settings, load_settings
+from csms.runtime.rate_limit import RateLimits
 from csms.runtime.server import Csms
 from csms.runtime.websocket import Handshake, ServerWebSocket
 from csms.websocket import MAX_BACKLOG_BYTES, WebSocket, open_client
@@ -233,6 +234,43 @@ async def test_twice_the_rate_is_answered_but_never_closed(
         # Beyond the first burst, half are served: the rate.
         assert codes[20:].count(3) == pytest.approx(len(codes[20:]) / 2, abs=2)
         assert "CP-EAGER" in server.registry
+
+
+async def test_reconnecting_does_not_refill_the_allowance(
+    tmp_path: Path, autojump_clock: Clock
+) -> None:
+    burst = 6
+    settings = _settings(tmp_path, max_messages_per_second=1.0, message_burst=burst)
+
+    def rate_refused(frame: list[Any]) -> bool:
+        return frame[0] == 4 and frame[2] == "GenericError"
+
+    async with memory_csms(settings) as server:
+        first = await WsprotoPeer.connect(server)
+        await first.open("CP-HOPPER")
+        await first.call("BootNotification", BOOT)
+        frames = [await first.call("Heartbeat", {}) for _ in range(burst + 1)]
+        assert [rate_refused(f) for f in frames] == [False] * (burst - 1) + [True, True]
+        # A new connection of the same station finds the allowance as the last one left it.
+        second = await WsprotoPeer.connect(server)
+        await second.open("CP-HOPPER")
+        assert rate_refused(await second.call("BootNotification", BOOT))
+        # Another station is not affected, and time alone refills the station's allowance.
+        other = await WsprotoPeer.connect(server)
+        await other.open("CP-OTHER")
+        assert (await other.call("BootNotification", BOOT))[0] == 3
+        await trio.sleep(burst)
+        assert (await second.call("BootNotification", BOOT))[0] == 3
+
+
+def test_remembered_limits_are_bounded() -> None:
+    limits = RateLimits(rate=1.0, burst=1, capacity=2)
+    a = limits.for_station("A", 0.0)
+    limits.for_station("B", 0.0)
+    assert limits.for_station("A", 0.0) is a  # A is now the most recent
+    limits.for_station("C", 0.0)  # forgets B, the least recent
+    assert len(limits) == 2
+    assert limits.for_station("A", 0.0) is a
 
 
 # -- the handshake's time limit ------------------------------------------------------------
