@@ -2,10 +2,11 @@
 
 Authentication: `Authorization: Bearer KEY`. Scopes: `read` for every GET under `/api`;
 `operate` for commands, diagnostics, configuration snapshots, local list pushes, token and
-driver blocking, alert acknowledgement and firmware campaigns; `admin` for creating, changing
-and deleting stations, tokens, drivers, API keys, firmware files, desired configuration and
-alert thresholds, and for reading the audit log. `/`, `/static`, `/openapi.json`, `/docs`,
-`/metrics`, and the chargers' `/uploads/...` and `/firmware/...` need no key.
+driver blocking, alert acknowledgement, firmware campaigns and device model refreshes;
+`admin` for creating, changing and deleting stations, tokens, drivers, API keys, firmware
+files, desired configuration and alert thresholds, and for reading the audit log. `/`,
+`/static`, `/openapi.json`, `/docs`, `/metrics`, and the chargers' `/uploads/...` and
+`/firmware/...` need no key.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from csms.api.routes import (
     alerts,
     commands,
     credentials,
+    device_model,
     drivers,
     live,
     maintenance,
@@ -50,7 +52,18 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    routers = (stations, credentials, drivers, sessions, commands, live, alerts, maintenance, admin)
+    routers = (
+        stations,
+        device_model,
+        credentials,
+        drivers,
+        sessions,
+        commands,
+        live,
+        alerts,
+        maintenance,
+        admin,
+    )
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware, context=lambda: ctx)

@@ -2,10 +2,13 @@
 
 Each tick, for every running campaign whose start has come: stations in progress that have
 reported nothing for `target_timeout_s` fail; free places in the batch go to pending stations
-that are connected (UpdateFirmware with the hosted file's location, to retrieve now).
+that are connected (UpdateFirmware with the hosted file's location, to retrieve now, in the
+form of the station's OCPP version: 1.6's `location`/`retrieveDate`, or 2.x's `requestId` and
+`firmware`). A 2.x station that answers other than Accepted fails at once.
 Progress comes from the stations' FirmwareStatusNotifications on the live events: Installed
-succeeds, DownloadFailed or InstallationFailed fails. A campaign with nothing pending or in
-progress is finished; failures stay listed for a retry.
+succeeds, DownloadFailed, InstallationFailed, InstallVerificationFailed or InvalidSignature
+fails. A campaign with nothing pending or in progress is finished; failures stay listed for
+a retry.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import structlog
 import trio
 
 from csms.protocol import v16
+from csms.protocol.common import iso
+from csms.protocol.errors import OcppError
 from csms.runtime.events import LiveEvent
 from csms.runtime.registry import CommandRejected, CommandTimeout, StationBusy, StationOffline
 from csms.runtime.server import Csms
@@ -28,7 +33,14 @@ from csms.storage.timestamps import from_text
 log = structlog.get_logger("csms.campaigns")
 
 TICK_S = 1.0
-FAILED = frozenset({"DownloadFailed", "InstallationFailed", "InstallVerificationFailed"})
+FAILED = frozenset(
+    {"DownloadFailed", "InstallationFailed", "InstallVerificationFailed", "InvalidSignature"}
+)
+#: What a 2.x station may answer UpdateFirmware with and still go on to update.
+ACCEPTED_2X = frozenset({"Accepted", "AcceptedCanceled"})
+#: Attempts of one station in one campaign before its request ids repeat: far more than
+#: anyone retries, and campaign ids up to about 21,000 keep the id within 31 bits.
+ATTEMPTS_PER_CAMPAIGN = 100_000
 
 
 class CampaignRunner:
@@ -79,14 +91,19 @@ class CampaignRunner:
             self._publish(campaign["id"], station, state, status, now)
 
     def _publish(
-        self, campaign_id: int, station: str, state: str, detail: str | None, now: datetime
+        self,
+        campaign_id: int,
+        station: str,
+        state: str,
+        detail: str | None,
+        now: datetime,
+        *,
+        request_id: int | None = None,
     ) -> None:
-        self.csms.events.publish(
-            "campaign",
-            station,
-            now,
-            {"campaign_id": campaign_id, "state": state, "detail": detail},
-        )
+        data: dict[str, Any] = {"campaign_id": campaign_id, "state": state, "detail": detail}
+        if request_id is not None:
+            data["request_id"] = request_id
+        self.csms.events.publish("campaign", station, now, data)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -136,22 +153,22 @@ class CampaignRunner:
         version = await self.csms.registry.version_of(station)
         if version is None:
             return False  # stays pending until the station is back
-        if version != v16.VERSION:
-            await self._fail(campaign_id, station, f"not supported over {version}", now)
-            return False
-        payload = {
-            "location": campaign["location"],
-            "retrieveDate": v16.iso(now),
-            "retries": int(campaign["retries"]),
-            "retryInterval": int(campaign["retry_interval"]),
-        }
         await self.db.run(
             lambda store: store.update_target(
                 campaign_id, station, now, state="in_progress", started=True
             )
         )
+        request_id = None
+        if version == v16.VERSION:
+            payload = update_firmware_16(campaign, now)
+        else:
+            # The attempt just counted makes the id: any node can tell it from the stored
+            # target, and a retry does not reuse the id of the attempt before.
+            attempts = await self._attempts(campaign_id, station)
+            request_id = firmware_request_id(campaign_id, attempts)
+            payload = update_firmware_2x(campaign, now, request_id)
         try:
-            await self.csms.registry.send_command(station, "UpdateFirmware", payload)
+            answer = await self.csms.registry.send_command(station, "UpdateFirmware", payload)
         except (StationOffline, StationBusy):
             await self.db.run(
                 lambda store: store.update_target(
@@ -162,8 +179,27 @@ class CampaignRunner:
         except (CommandTimeout, CommandRejected) as exc:
             await self._fail(campaign_id, station, f"UpdateFirmware: {exc}", now)
             return True
-        self._publish(campaign_id, station, "in_progress", "UpdateFirmware accepted", now)
+        except OcppError as exc:  # the payload breaks the schema: nothing was sent
+            await self._fail(campaign_id, station, f"UpdateFirmware: {exc.description}", now)
+            return True
+        if request_id is not None and answer.get("status") not in ACCEPTED_2X:
+            await self._fail(campaign_id, station, f"UpdateFirmware: {answer.get('status')}", now)
+            return True
+        detail = "UpdateFirmware accepted"
+        if request_id is not None:
+            detail += f" (requestId {request_id})"
+        log.info(
+            "firmware update sent",
+            campaign_id=campaign_id,
+            station_id=station,
+            request_id=request_id,
+        )
+        self._publish(campaign_id, station, "in_progress", detail, now, request_id=request_id)
         return True
+
+    async def _attempts(self, campaign_id: int, station: str) -> int:
+        targets = await self.db.run(lambda store: store.campaign_targets(campaign_id))
+        return next(int(t["attempts"]) for t in targets if t["station_id"] == station)
 
     async def _fail(self, campaign_id: int, station: str, error: str, now: datetime) -> None:
         await self.db.run(
@@ -181,3 +217,27 @@ def _update_target(store: ApiStore, **values: Any) -> None:
         values.pop("now"),
     )
     store.update_target(campaign_id, station_id, now, **values)
+
+
+def firmware_request_id(campaign_id: int, attempt: int) -> int:
+    """The requestId of a station's `attempt`-th UpdateFirmware in a campaign (2.x)."""
+    return (campaign_id * ATTEMPTS_PER_CAMPAIGN + attempt % ATTEMPTS_PER_CAMPAIGN) % 2**31
+
+
+def update_firmware_16(campaign: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "location": campaign["location"],
+        "retrieveDate": iso(now),
+        "retries": int(campaign["retries"]),
+        "retryInterval": int(campaign["retry_interval"]),
+    }
+
+
+def update_firmware_2x(campaign: dict[str, Any], now: datetime, request_id: int) -> dict[str, Any]:
+    """UpdateFirmware of 2.0.1 and 2.1 (the same shape in both)."""
+    return {
+        "requestId": request_id,
+        "retries": int(campaign["retries"]),
+        "retryInterval": int(campaign["retry_interval"]),
+        "firmware": {"location": campaign["location"], "retrieveDateTime": iso(now)},
+    }

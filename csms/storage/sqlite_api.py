@@ -3,9 +3,9 @@ ledger database (SQLite or PostgreSQL, as `SqliteStore`).
 
 API keys (hashed), the audit log, station/token/driver administration, session queries with
 filters and pages, local list versions, alerts, uploaded files' metadata, firmware files and
-campaigns, configuration snapshots and the desired configuration. It extends `SqliteStore`
-on a connection of its own; every write is one `BEGIN IMMEDIATE` transaction, so it waits for
-the ledger's batch rather than failing.
+campaigns, configuration snapshots, the desired configuration, and reads of the 2.x device
+model. It extends `SqliteStore` on a connection of its own; every write is one
+`BEGIN IMMEDIATE` transaction, so it waits for the ledger's batch rather than failing.
 """
 
 from __future__ import annotations
@@ -771,6 +771,28 @@ class ApiStore(SqliteStore):
                         " ON CONFLICT (station_id, key) DO UPDATE SET value = excluded.value",
                         (station_id, key, value),
                     )
+
+    # -- the device model (2.x) ---------------------------------------------------------------
+
+    def device_variables(
+        self, station_id: str, *, component: str | None = None, variable: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The station's reported device model, one row per variable attribute, optionally
+        only one component's or one variable's (exact names). The stored '' and 0 that stand
+        for an absent instance, EVSE or connector come back as None."""
+        clauses, params = _clauses(station_id=station_id, component=component, variable=variable)
+        rows = self._rows(
+            "SELECT component, component_instance, evse_id, connector_id, variable,"
+            " variable_instance, attribute_type, value, mutability, data_type, unit,"
+            f" report_id, updated_at FROM device_model{clauses}"
+            " ORDER BY component, component_instance, evse_id, connector_id, variable,"
+            " variable_instance, attribute_type",
+            params,
+        )
+        for row in rows:
+            for name in ("component_instance", "evse_id", "connector_id", "variable_instance"):
+                row[name] = row[name] or None
+        return rows
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -132,12 +132,14 @@ async function renderStation() {
 
 async function loadStationDetails() {
   const id = state.station;
-  const [sessions, config, uploads, commands] = await Promise.all([
+  const [sessions, config, uploads, commands, model] = await Promise.all([
     api("GET", `/api/sessions?station=${encodeURIComponent(id)}&limit=20`),
     api("GET", `/api/stations/${encodeURIComponent(id)}/configuration`),
     api("GET", `/api/stations/${encodeURIComponent(id)}/uploads`),
     api("GET", "/api/commands"),
+    api("GET", `/api/stations/${encodeURIComponent(id)}/device-model`),
   ]);
+  if (model.ok) renderDeviceModel(model.data);
   if (sessions.ok) {
     $("#station-sessions tbody").replaceChildren(...sessions.data.items.map((x) => el("tr", { "data-session": x.id },
       el("td", {}, x.id), el("td", {}, x.connector_id), el("td", {}, x.id_tag), el("td", {}, x.started_at || ""),
@@ -166,6 +168,25 @@ function renderConfig(data) {
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "key"), el("th", {}, "value"), el("th", {}, ""))), el("tbody", {}, ...rows)));
 }
 
+// The 2.x device model, one row per variable attribute (a 1.6 station has none).
+function renderDeviceModel(rows) {
+  const box = $("#station-device-model");
+  if (!rows.length) { box.replaceChildren(el("p", {}, "No device model reported (2.x stations: Refresh device model).")); return; }
+  const named = (name, instance) => (instance ? `${name} (${instance})` : name);
+  box.replaceChildren(el("table", {},
+    el("thead", {}, el("tr", {}, ...["component", "evse/connector", "variable", "type", "value", "mutability", "unit", "updated"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {},
+      el("td", {}, named(r.component, r.component_instance)),
+      el("td", {}, r.evse_id ? `${r.evse_id}${r.connector_id ? "/" + r.connector_id : ""}` : ""),
+      el("td", {}, named(r.variable, r.variable_instance)), el("td", {}, r.attribute_type), el("td", {}, r.value ?? ""),
+      el("td", {}, r.mutability ?? ""), el("td", {}, r.unit ?? ""), el("td", {}, r.updated_at))))));
+}
+
+async function loadDeviceModel() {
+  const answer = await api("GET", `/api/stations/${encodeURIComponent(state.station)}/device-model`);
+  if (answer.ok) renderDeviceModel(answer.data);
+}
+
 async function runCommand(action, payload) {
   const id = encodeURIComponent(state.station);
   const out = $("#command-result");
@@ -179,12 +200,14 @@ async function runAction(kind) {
   const id = encodeURIComponent(state.station);
   const out = $("#command-result");
   const path = { snapshot: `/api/stations/${id}/configuration/snapshot`, diagnostics: `/api/stations/${id}/diagnostics`,
-    "local-list": `/api/stations/${id}/local-list` }[kind];
+    "local-list": `/api/stations/${id}/local-list`, "device-model": `/api/stations/${id}/device-model/refresh` }[kind];
   out.textContent = `${kind} …`;
-  const answer = await api("POST", path, kind === "snapshot" ? undefined : {});
+  const answer = await api("POST", path, kind === "snapshot" || kind === "device-model" ? undefined : {});
   out.textContent = `${kind} → HTTP ${answer.status}\n${JSON.stringify(answer.data, null, 2)}`;
   out.dataset.status = String(answer.status);
   if (kind === "snapshot" && answer.ok) renderConfig(answer.data);
+  // The station reports through NotifyReport after it answered: look again a little later.
+  if (kind === "device-model" && answer.ok) for (const ms of [1000, 3000]) setTimeout(loadDeviceModel, ms);
 }
 
 $("#commands").addEventListener("click", (event) => {
