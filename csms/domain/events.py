@@ -199,6 +199,8 @@ class FirmwareStatusReported:
     station_id: str
     status: str
     received_at: datetime
+    #: 2.x: the UpdateFirmware request the status is about (1.6 and idle statuses: None).
+    request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ def heartbeat(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:
 
 
 def firmware_status(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:
-    return FirmwareStatusReported(station, p["status"], now)
+    return FirmwareStatusReported(station, p["status"], now, p.get("requestId"))
 
 
 def diagnostics_status(station: str, p: dict[str, Any], now: datetime) -> DomainEvent:

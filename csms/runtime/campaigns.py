@@ -63,14 +63,23 @@ class CampaignRunner:
 
     async def _on_status(self, event: LiveEvent) -> None:
         station, status = event.station_id or "", str(event.data.get("status"))
+        request_id = event.data.get("request_id")
         now = self.csms.wall_clock()
         running = await self.db.run(lambda store: store.campaigns("running"))
         for campaign in running:
             targets = await self.db.run(
                 partial(ApiStore.campaign_targets, campaign_id=campaign["id"])
             )
-            if not any(t["station_id"] == station and t["state"] == "in_progress" for t in targets):
+            target = next(
+                (t for t in targets if t["station_id"] == station and t["state"] == "in_progress"),
+                None,
+            )
+            if target is None:
                 continue
+            if request_id is not None and request_id != firmware_request_id(
+                int(campaign["id"]), int(target["attempts"])
+            ):
+                continue  # about an earlier attempt (or another update): not this one's
             if status == "Installed":
                 state, error = "succeeded", None
             elif status in FAILED:

@@ -209,7 +209,10 @@ def live_events(event: DomainEvent, reply: Reply) -> list[tuple[str, dict[str, A
                 )
             ]
         case FirmwareStatusReported():
-            return [("firmware", {"status": event.status})]
+            status_data: dict[str, Any] = {"status": event.status}
+            if event.request_id is not None:
+                status_data["request_id"] = event.request_id
+            return [("firmware", status_data)]
         case DiagnosticsStatusReported():
             return [("diagnostics", {"status": event.status})]
         case HeartbeatReceived():

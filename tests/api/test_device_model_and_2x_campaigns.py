@@ -110,6 +110,12 @@ async def test_a_campaign_updates_16_and_201_stations_each_in_its_own_version(ap
             return bool(target["firmware_status"] == status and target["state"] == "in_progress")
 
         await wait_for(lambda: in_progress_with("Installing"))
+        # A status about another request (an older update) does not count for this one.
+        await new.result(
+            "FirmwareStatusNotification", {"status": "InstallationFailed", "requestId": 7}
+        )
+        await new.result("Heartbeat", {})  # processed after the stale status
+        assert await in_progress_with("Installing")
         await new.result(
             "FirmwareStatusNotification", {"status": "Installed", "requestId": request_id}
         )
