@@ -1,16 +1,17 @@
 """The crash harness: a simulated fleet against a real `csms serve`, SIGKILLed M times.
 
-`run_crash_storm` registers a wire-mode fleet (a 1.6 scenario's stations and tokens, its
-tariff, and one invoice driver owning the tokens, so every priced session is posted) in a
-fresh SQLite ledger, starts the CSMS, and plays the fleet against it on a clock `rate` times
-faster than real time. A killer task SIGKILLs the server at random moments (a seeded
-generator draws them over the run) and restarts it at once on the same database and port;
-the simulator's chargers see their connections drop, queue their transaction messages while
-the server is down, reconnect (every `reconnect_delay_s` of simulated time) and redeliver.
-Once the fleet has finished and every charger has delivered its queue, the server is stopped
-and the ledger audited: every acknowledged message recorded (`loadtest.ledger_audit`), no
-duplicates, the simulator's ground truth reconciled to 0 Wh (and to 0 in money), postings
-balanced.
+`run_crash_storm` registers a wire-mode fleet (a scenario's stations, 1.6 and 2.0.1 ones
+mixed as its station groups say, its tokens and tariff, and one invoice driver owning the
+tokens, so every priced session is posted) in a fresh SQLite ledger, starts the CSMS, and
+plays the fleet against it on a clock `rate` times faster than real time. A killer task
+SIGKILLs the server at random moments (a seeded generator draws them over the run) and
+restarts it at once on the same database and port; the simulator's chargers see their
+connections drop, queue their transaction messages while the server is down, reconnect
+(every `reconnect_delay_s` of simulated time) and redeliver. Once the fleet has finished and
+every charger has delivered its queue, the server is stopped and the ledger audited: every
+acknowledged message recorded (`loadtest.ledger_audit`: 1.6 transaction messages and 2.0.1
+TransactionEvents), no duplicates, the simulator's ground truth reconciled to 0 Wh (and to 0
+in money), postings balanced.
 
 The harness lives in `loadtest` because it is a load run of the whole system, with a command
 line (`loadtest.crash_storm`); the e2e test runs it small.
@@ -35,6 +36,7 @@ from loadtest.ledger_audit import LedgerAudit, audit_ledger
 from simulator.chargepoint import Timing, VirtualChargePoint
 from simulator.fleet import FleetPlan, FleetResult, plan_fleet, run_fleet
 from simulator.inprocess import virtual_wall_clock
+from simulator.records import Acknowledgement
 from simulator.run import outcome_of, register_fleet
 from simulator.scenario import Scenario
 from simulator.transport import url_connector
@@ -80,6 +82,10 @@ class CrashStormResult:
     clean_exit: bool
     log_tail: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    #: The ledger the run left (while its workdir lives) and the messages it acknowledged:
+    #: to audit again.
+    ledger_path: Path | None = None
+    acks: list[Acknowledgement] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -95,9 +101,12 @@ class CrashStormResult:
             "chargers": self.chargers,
             "kills_survived": len(self.kills),
             "acked_messages": self.audit.acknowledged,
+            "acked_by_version": self.audit.acknowledged_by_version,
             "lost": self.audit.lost,
             "duplicates": self.audit.duplicate_transactions + self.audit.duplicate_samples,
             "unacknowledged_samples": self.audit.unacknowledged_samples,
+            "unacknowledged_events": self.audit.unacknowledged_events,
+            "unmapped_transactions": self.audit.unmapped_transactions,
             "wh_diff": self.reconciliation.get("energy_diff_wh"),
             "amount_diff": self.reconciliation.get("amount_diff"),
             "lost_sessions": self.reconciliation.get("lost_sessions"),
@@ -164,7 +173,12 @@ async def run_crash_storm(plan: CrashPlan, workdir: Path) -> CrashStormResult:
         code = server.stop()
     wall_s = time.perf_counter() - started
     acks = [ack for cp in result.chargers for ack in cp.link.acknowledged]
-    audit = audit_ledger(db_path, acks, (s.station_id for s in fleet.stations))
+    audit = audit_ledger(
+        db_path,
+        acks,
+        (s.station_id for s in fleet.stations),
+        (s.station_id for s in fleet.stations if s.group.ocpp_version == "ocpp2.0.1"),
+    )
     outcome = outcome_of(scenario, result, f"sqlite:///{db_path}", wall_s)
     return CrashStormResult(
         chargers=scenario.charger_count,
@@ -178,6 +192,8 @@ async def run_crash_storm(plan: CrashPlan, workdir: Path) -> CrashStormResult:
         clean_exit=code == 0,
         log_tail=server.log_text() if code != 0 else "",
         summary=outcome.summary,
+        ledger_path=db_path,
+        acks=acks,
     )
 
 

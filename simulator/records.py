@@ -87,7 +87,8 @@ class Acknowledgement:
     then durably recorded, so a crash harness checks every one of them against the ledger.
 
     `payload` is the message as last sent (a 1.6 MeterValues or StopTransaction with the
-    transaction id the CSMS gave its start); `result` is the CALLRESULT's payload.
+    transaction id the CSMS gave its start; a 2.0.1 TransactionEvent names the charger's own
+    transaction id and seqNo); `result` is the CALLRESULT's payload.
     """
 
     station_id: str
