@@ -456,7 +456,7 @@ def test_limits_are_read_from_the_ocpp_section(tmp_path: Path) -> None:
     )
     settings = load_settings(config)
     assert settings.max_handshakes == 40
-    assert Settings.model_fields["max_handshakes"].default == 1000
+    assert Settings.model_fields["max_handshakes"].default == 10_000
     assert settings.max_connections == 50
     assert settings.max_messages_per_second == 2.5
     assert settings.message_burst == 7
