@@ -73,6 +73,16 @@ def bystander(server: ServerThread) -> Iterator[SyncPeer]:
     peer.close()
 
 
+def wait_for_disconnect(server: ServerThread, station_id: str, *, seen: int) -> None:
+    """Wait until the server has recorded one more disconnect of `station_id` than `seen`:
+    it does so on its own time, and a late record would be taken for a row the next case
+    wrote."""
+    deadline = time.monotonic() + 10
+    while count_events(server.database, station_id, "disconnected") == seen:
+        assert time.monotonic() < deadline, f"{station_id!r}: its disconnect was not recorded"
+        time.sleep(0.01)
+
+
 CASES: list[tuple[str, bytes, str]] = [
     # (case, request target, expected reason in the 400's body)
     ("too-long", b"/ocpp/" + b"A" * 49, "longer than 48"),
@@ -120,12 +130,7 @@ def test_a_colon_is_an_id_character_and_a_query_is_not_part_of_the_id(
         assert server.registered("CP:1")
     finally:
         peer.close()
-    # The server records the disconnect on its own time: let it, so that the next test's
-    # row counts do not see it.
-    deadline = time.monotonic() + 10
-    while count_events(server.database, "CP:1", "disconnected") == 0:
-        assert time.monotonic() < deadline, "the disconnect was not recorded"
-        time.sleep(0.01)
+    wait_for_disconnect(server, "CP:1", seen=0)  # before the next test counts rows
 
 
 _id_alphabet = st.characters(codec="utf-8", exclude_categories=["Cs"])
@@ -151,12 +156,7 @@ def test_arbitrary_ids_follow_the_rule(
     add_figure("identity fuzz ids tried")
     if usable:
         assert status == 101, (station_id, status, body)
-        # The server records the dropped connection on its own time: wait for it, so that
-        # it is not taken for a row written by the next example.
-        deadline = time.monotonic() + 10
-        while count_events(server.database, station_id, "disconnected") == disconnects:
-            assert time.monotonic() < deadline, f"{station_id!r}: its disconnect not recorded"
-            time.sleep(0.01)
+        wait_for_disconnect(server, station_id, seen=disconnects)
     else:
         assert status == 400, (station_id, status, body)
         after = row_counts(server.database)
